@@ -1,0 +1,123 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The gateway's metrics, registered on its own Prometheus registry (served at `/metrics`).
+/// Labelled handles are created once per label set and cached, so recording on the request path
+/// costs a dictionary lookup under a short lock, not a registry lookup.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    private let inFlight: Meter
+    private let overhead: Metrics.Timer
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let latencyBuckets: [Duration] = [
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+            .seconds(30), .seconds(60), .seconds(120),
+        ]
+        factory.defaultDurationHistogramBuckets = latencyBuckets
+        factory.durationHistogramBuckets["proxima_gateway_overhead_seconds"] = [
+            .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(50),
+        ]
+        self.factory = factory
+        self.inFlight = Meter(label: "proxima_requests_in_flight", dimensions: [], factory: factory)
+        self.overhead = Metrics.Timer(label: "proxima_gateway_overhead_seconds", dimensions: [], factory: factory)
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = label + dimensions.map { "|\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = counter
+            return counter
+        }
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
+        let key = label + dimensions.map { "|\($0.1)" }.joined()
+        return timers.withLock { cache in
+            if let timer = cache[key] { return timer }
+            let timer = Metrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = timer
+            return timer
+        }
+    }
+
+    func requestStarted() { inFlight.increment() }
+    func requestEnded() { inFlight.decrement() }
+
+    /// One request answered (or failed) with `status`.
+    func recordRequest(operation: InferenceOperation, model: String, endpoint: String, status: Int, duration: Duration) {
+        counter(
+            "proxima_requests_total",
+            [("operation", operation.rawValue), ("model", model), ("endpoint", endpoint), ("status", String(status))]
+        ).increment()
+        timer("proxima_request_duration_seconds", [("model", model)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Time from the request's arrival to the first token (stream) or the whole answer (non-stream).
+    func recordTimeToFirstToken(model: String, endpoint: String, _ duration: Duration) {
+        timer("proxima_ttft_seconds", [("model", model), ("endpoint", endpoint)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Time spent in the gateway itself for one request, upstream wait excluded.
+    func recordOverhead(_ duration: Duration) {
+        overhead.recordNanoseconds(duration.nanoseconds)
+    }
+
+    func recordTokens(model: String, usage: TokenUsage, estimated: Bool) {
+        let source = estimated ? "estimated" : "reported"
+        counter("proxima_tokens_total", [("model", model), ("kind", "prompt"), ("source", source)])
+            .increment(by: Int64(usage.promptTokens))
+        counter("proxima_tokens_total", [("model", model), ("kind", "completion"), ("source", source)])
+            .increment(by: Int64(usage.completionTokens))
+    }
+
+    func recordUpstreamError(endpoint: String, kind: UpstreamFailureKind) {
+        counter("proxima_upstream_errors_total", [("endpoint", endpoint), ("kind", kind.rawValue)]).increment()
+    }
+
+    func recordRetry(model: String) {
+        counter("proxima_retries_total", [("model", model)]).increment()
+    }
+
+    func recordCallerDisconnect(model: String) {
+        counter("proxima_caller_disconnects_total", [("model", model)]).increment()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// How an upstream attempt failed, as counted in `proxima_upstream_errors_total`.
+enum UpstreamFailureKind: String, Sendable {
+    case connect
+    case timeout
+    case status5xx = "status_5xx"
+    case rateLimited = "status_429"
+    case protocolError = "protocol"
+    case streamAborted = "stream_aborted"
+}

@@ -1,0 +1,78 @@
+import HTTPTypes
+import NIOCore
+
+/// An error the gateway answers a caller with, in the OpenAI error format:
+/// `{"error": {"message", "type", "param", "code"}}`. Every failure on the request path ends as one
+/// of these, mapped once at the HTTP edge.
+public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var type: String
+    public var code: String
+    public var param: String?
+    public var message: String
+
+    public init(status: HTTPResponse.Status, type: String, code: String, param: String? = nil, message: String) {
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.message = message
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public static func invalidRequest(_ message: String, param: String? = nil) -> GatewayError {
+        .init(status: .badRequest, type: "invalid_request_error", code: "invalid_request", param: param, message: message)
+    }
+
+    public static func invalidJSON(_ message: String) -> GatewayError {
+        .init(status: .badRequest, type: "invalid_request_error", code: "invalid_json", message: message)
+    }
+
+    public static func modelNotFound(_ model: String) -> GatewayError {
+        .init(
+            status: .notFound, type: "invalid_request_error", code: "model_not_found", param: "model",
+            message: "The model '\(model)' does not exist or is not served by this gateway; GET /v1/models lists the models.")
+    }
+
+    public static func bodyTooLarge(limit: Int) -> GatewayError {
+        .init(
+            status: .contentTooLarge, type: "invalid_request_error", code: "request_too_large",
+            message: "The request body is larger than the limit of \(limit) bytes.")
+    }
+
+    public static func routeNotFound(_ method: String, _ path: String) -> GatewayError {
+        .init(status: .notFound, type: "invalid_request_error", code: "unknown_url", message: "Unknown request URL: \(method) \(path).")
+    }
+
+    public static func methodNotAllowed(_ method: String, _ path: String) -> GatewayError {
+        .init(
+            status: .methodNotAllowed, type: "invalid_request_error", code: "method_not_allowed",
+            message: "Method \(method) is not allowed on \(path).")
+    }
+
+    public static func upstreamFailed(_ message: String) -> GatewayError {
+        .init(status: .badGateway, type: "server_error", code: "upstream_error", message: message)
+    }
+
+    public static func upstreamTimeout(_ message: String) -> GatewayError {
+        .init(status: .gatewayTimeout, type: "server_error", code: "upstream_timeout", message: message)
+    }
+
+    public static func noCapacity(_ message: String) -> GatewayError {
+        .init(status: .serviceUnavailable, type: "server_error", code: "no_endpoint_available", message: message)
+    }
+
+    public static func internalError() -> GatewayError {
+        .init(status: .internalServerError, type: "server_error", code: "internal_error", message: "The gateway failed to process the request.")
+    }
+
+    /// The JSON object `{"error": {...}}`.
+    public var jsonObject: String {
+        let param = param.map(JSONScanner.quoted) ?? "null"
+        return "{\"error\":{\"message\":\(JSONScanner.quoted(message)),\"type\":\(JSONScanner.quoted(type)),\"param\":\(param),\"code\":\(JSONScanner.quoted(code))}}"
+    }
+
+    /// The error as a server-sent event, to end a stream that already started.
+    public var serverSentEvent: String { "data: \(jsonObject)\n\n" }
+}

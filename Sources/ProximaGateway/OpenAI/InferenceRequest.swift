@@ -1,0 +1,195 @@
+import NIOCore
+
+/// The OpenAI operations the gateway proxies.
+public enum InferenceOperation: String, Sendable, CaseIterable {
+    case chatCompletions = "chat.completions"
+    case completions
+    case embeddings
+
+    /// Path below the upstream's `/v1` base.
+    var upstreamPath: String {
+        switch self {
+        case .chatCompletions: "/chat/completions"
+        case .completions: "/completions"
+        case .embeddings: "/embeddings"
+        }
+    }
+
+    /// The field that carries the input, which must be present and non-empty.
+    var inputField: String {
+        switch self {
+        case .chatCompletions: "messages"
+        case .completions: "prompt"
+        case .embeddings: "input"
+        }
+    }
+
+    var canStream: Bool { self != .embeddings }
+}
+
+/// What the gateway reads from a request body: the few fields it needs to route and account, plus
+/// where they sit in the body so it can rewrite them without re-encoding the rest.
+struct InferenceRequest: Sendable {
+    var operation: InferenceOperation
+    var body: ByteBuffer
+    var model: String
+    var stream: Bool
+    /// The caller asked for the usage chunk at the end of a stream.
+    var callerWantsStreamUsage: Bool
+    var maxOutputTokens: Int?
+
+    private var modelRange: Range<Int>
+    private var streamOptionsRange: Range<Int>?
+    private var includeUsageRange: Range<Int>?
+    private var objectEnd: Int
+
+    /// Reads and checks a request body; every failure names the field at fault.
+    init(operation: InferenceOperation, body: ByteBuffer) throws(GatewayError) {
+        self.operation = operation
+        self.body = body
+        let parsed: Result<Parsed, GatewayError> = body.withUnsafeReadableBytes { bytes in
+            do throws(GatewayError) {
+                return .success(try Self.parse(operation: operation, bytes: bytes))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let fields = try parsed.get()
+        model = fields.model
+        stream = fields.stream
+        callerWantsStreamUsage = fields.includeUsage
+        maxOutputTokens = fields.maxOutputTokens
+        modelRange = fields.modelRange
+        streamOptionsRange = fields.streamOptionsRange
+        includeUsageRange = fields.includeUsageRange
+        objectEnd = fields.objectEnd
+    }
+
+    private struct Parsed {
+        var model: String
+        var stream: Bool
+        var includeUsage: Bool
+        var maxOutputTokens: Int?
+        var modelRange: Range<Int>
+        var streamOptionsRange: Range<Int>?
+        var includeUsageRange: Range<Int>?
+        var objectEnd: Int
+    }
+
+    private static func parse(operation: InferenceOperation, bytes: UnsafeRawBufferPointer) throws(GatewayError) -> Parsed {
+        if bytes.isEmpty { throw .invalidRequest("the request body is empty; send a JSON object") }
+        let members: [JSONScanner.Member]
+        do {
+            members = try JSONScanner.topLevelMembers(of: bytes)
+        } catch {
+            throw .invalidJSON("the request body is not valid JSON: \(error.reason) at byte \(error.offset)")
+        }
+        guard let model = JSONScanner.member("model", in: members) else {
+            throw .invalidRequest("missing required field 'model'", param: "model")
+        }
+        guard model.kind == .string else { throw .invalidRequest("'model' must be a string", param: "model") }
+        let modelName = JSONScanner.decodeString(at: model.range, in: bytes)
+        if modelName.isEmpty { throw .invalidRequest("'model' must not be empty", param: "model") }
+
+        let inputField = operation.inputField
+        guard let input = JSONScanner.member(inputField, in: members) else {
+            throw .invalidRequest("missing required field '\(inputField)'", param: inputField)
+        }
+        switch operation {
+        case .chatCompletions:
+            guard input.kind == .array else { throw .invalidRequest("'messages' must be an array", param: "messages") }
+            if JSONScanner.isEmptyContainer(at: input.range, in: bytes) {
+                throw .invalidRequest("'messages' must contain at least one message", param: "messages")
+            }
+        case .completions, .embeddings:
+            guard input.kind == .string || input.kind == .array else {
+                throw .invalidRequest("'\(inputField)' must be a string or an array", param: inputField)
+            }
+            if input.kind == .array, JSONScanner.isEmptyContainer(at: input.range, in: bytes) {
+                throw .invalidRequest("'\(inputField)' must not be empty", param: inputField)
+            }
+        }
+
+        var stream = false
+        if let member = JSONScanner.member("stream", in: members), member.kind != .null {
+            guard member.kind == .bool else { throw .invalidRequest("'stream' must be true or false", param: "stream") }
+            stream = bytes[member.range.lowerBound] == UInt8(ascii: "t")
+            if stream, !operation.canStream {
+                throw .invalidRequest("'stream' is not supported for embeddings", param: "stream")
+            }
+        }
+        var includeUsage = false
+        var streamOptionsRange: Range<Int>?
+        var includeUsageRange: Range<Int>?
+        if let options = JSONScanner.member("stream_options", in: members), options.kind != .null {
+            guard options.kind == .object else {
+                throw .invalidRequest("'stream_options' must be an object", param: "stream_options")
+            }
+            streamOptionsRange = options.range
+            let inner: [JSONScanner.Member]
+            do { inner = try JSONScanner.members(ofObjectAt: options.range, in: bytes) } catch {
+                throw .invalidJSON("'stream_options' is not a valid object")
+            }
+            if let usage = JSONScanner.member("include_usage", in: inner) {
+                guard usage.kind == .bool || usage.kind == .null else {
+                    throw .invalidRequest("'stream_options.include_usage' must be true or false", param: "stream_options.include_usage")
+                }
+                includeUsage = bytes[usage.range.lowerBound] == UInt8(ascii: "t")
+                includeUsageRange = usage.range
+            }
+        }
+        var maxOutputTokens: Int?
+        for name in ["max_completion_tokens", "max_tokens"] {
+            guard maxOutputTokens == nil, let member = JSONScanner.member(name, in: members), member.kind != .null else { continue }
+            guard member.kind == .number, let value = JSONScanner.integer(at: member.range, in: bytes), value >= 0 else {
+                throw .invalidRequest("'\(name)' must be a non-negative integer", param: name)
+            }
+            maxOutputTokens = value
+        }
+        if let n = JSONScanner.member("n", in: members), n.kind != .null {
+            guard n.kind == .number, let value = JSONScanner.integer(at: n.range, in: bytes), value >= 1 else {
+                throw .invalidRequest("'n' must be a positive integer", param: "n")
+            }
+        }
+        var end = bytes.count - 1
+        while end > 0, bytes[end] != UInt8(ascii: "}") { end -= 1 }
+        return Parsed(
+            model: modelName, stream: stream, includeUsage: includeUsage, maxOutputTokens: maxOutputTokens,
+            modelRange: model.range, streamOptionsRange: streamOptionsRange, includeUsageRange: includeUsageRange,
+            objectEnd: end)
+    }
+
+    /// The body to send upstream: the model renamed to the endpoint's name for it and, for streams,
+    /// usage reporting switched on so that tokens are counted. Everything else is passed through byte
+    /// for byte.
+    func upstreamBody(upstreamModel: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var edits: [(range: Range<Int>, replacement: String)] = []
+        if upstreamModel != model {
+            edits.append((modelRange, JSONScanner.quoted(upstreamModel)))
+        }
+        if stream, !callerWantsStreamUsage {
+            if let includeUsageRange {
+                edits.append((includeUsageRange, "true"))
+            } else if let streamOptionsRange {
+                let isEmpty = body.withUnsafeReadableBytes { JSONScanner.isEmptyContainer(at: streamOptionsRange, in: $0) }
+                let insertAt = streamOptionsRange.lowerBound + 1
+                edits.append((insertAt..<insertAt, isEmpty ? "\"include_usage\":true" : "\"include_usage\":true,"))
+            } else {
+                edits.append((objectEnd..<objectEnd, ",\"stream_options\":{\"include_usage\":true}"))
+            }
+        }
+        if edits.isEmpty { return body }
+        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+        var output = allocator.buffer(capacity: body.readableBytes + 64)
+        var cursor = 0
+        body.withUnsafeReadableBytes { bytes in
+            for edit in edits {
+                output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<edit.range.lowerBound]))
+                output.writeString(edit.replacement)
+                cursor = edit.range.upperBound
+            }
+            output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor...]))
+        }
+        return output
+    }
+}

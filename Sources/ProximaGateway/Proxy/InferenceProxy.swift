@@ -1,0 +1,347 @@
+import AsyncHTTPClient
+import Foundation
+import NIOPosix
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ProximaCore
+
+/// Limits and deadlines of the proxy, from the server settings.
+struct ProxySettings: Sendable {
+    var firstByte: Duration
+    var total: Duration
+    var maxAttempts: Int
+    var maxResponseBodyBytes: Int
+
+    init(_ server: ServerSettings) {
+        firstByte = .seconds(server.timeouts.firstByte)
+        total = .seconds(server.timeouts.total)
+        maxAttempts = server.maxAttempts
+        maxResponseBodyBytes = server.maxResponseBodyBytes
+    }
+}
+
+/// Sends a checked request to the endpoints of its route plan in order until one answers, and
+/// relays the answer: whole for plain requests, event by event for streams. A failure is retried on
+/// the next endpoint only while nothing has reached the caller; after that a stream ends with an
+/// error event, never silently.
+struct InferenceProxy: Sendable {
+    let state: FleetState
+    let client: HTTPClient
+    let metrics: GatewayMetrics
+    let settings: ProxySettings
+    let watch: ConnectionCloseWatch
+    /// `Authorization` header value per endpoint index, from the endpoint's key variable.
+    let authorizations: [String?]
+    let logger: Logger
+    let allocator = ByteBufferAllocator()
+
+    /// Everything known about the request being proxied, for headers, metrics and logs.
+    struct Exchange: Sendable {
+        var request: InferenceRequest
+        var model: LogicalModel
+        var plan: RoutePlan
+        var requestID: String
+        var arrival: ContinuousClock.Instant
+        /// Time spent waiting on upstreams so far; the rest of the elapsed time is the gateway's own.
+        var upstreamWait: Duration = .zero
+    }
+
+    func forward(_ exchange: Exchange, channel: (any Channel)?) async throws -> Response {
+        var exchange = exchange
+        let supervisor = RequestSupervisor(watch: watch, channel: channel)
+        let totalDeadline = exchange.arrival + settings.total
+        var lastError = GatewayError.noCapacity("No endpoint could serve model '\(exchange.model.name)'.")
+        var attempts = 0
+        for candidate in exchange.plan.candidates {
+            guard attempts < settings.maxAttempts else { break }
+            guard ContinuousClock.now < totalDeadline else {
+                lastError = .upstreamTimeout("The request exceeded the total time limit before any endpoint answered.")
+                break
+            }
+            attempts += 1
+            if attempts > 1 { metrics.recordRetry(model: exchange.model.name) }
+            let endpoint = state.fleet.endpoints[candidate.endpoint]
+            let sentAt = ContinuousClock.now
+            let deadline = min(sentAt + settings.firstByte, totalDeadline)
+            do {
+                let outcome = try await supervisor.run(until: deadline) {
+                    try await attempt(exchange, candidate: candidate, endpoint: endpoint, sentAt: sentAt, headDeadline: deadline)
+                }
+                switch outcome {
+                case .answered(let response):
+                    state.recordSuccess(endpoint.index)
+                    return response
+                case .stream(let upstream):
+                    state.recordSuccess(endpoint.index)
+                    exchange.upstreamWait += (upstream.firstEventAt ?? ContinuousClock.now) - sentAt
+                    return streamResponse(exchange, endpoint: endpoint, upstream: upstream, supervisor: supervisor, totalDeadline: totalDeadline)
+                case .failed(let kind, let error):
+                    exchange.upstreamWait += ContinuousClock.now - sentAt
+                    lastError = error
+                    recordFailure(endpoint, kind: kind, error: error, exchange: exchange)
+                }
+            } catch SupervisionStop.callerDisconnected {
+                metrics.recordCallerDisconnect(model: exchange.model.name)
+                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
+                logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
+                throw CancellationError()
+            } catch SupervisionStop.deadlineExceeded {
+                exchange.upstreamWait += ContinuousClock.now - sentAt
+                lastError = .upstreamTimeout("Endpoint '\(endpoint.name)' did not answer within the time limit.")
+                recordFailure(endpoint, kind: .timeout, error: lastError, exchange: exchange)
+            } catch {
+                exchange.upstreamWait += ContinuousClock.now - sentAt
+                let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
+                lastError = mapped
+                recordFailure(endpoint, kind: kind, error: mapped, exchange: exchange)
+            }
+        }
+        throw lastError
+    }
+
+    private func recordFailure(_ endpoint: Endpoint, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
+        state.recordFailure(endpoint.index)
+        metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
+        logger.warning(
+            "upstream attempt failed",
+            metadata: [
+                "request_id": "\(exchange.requestID)", "endpoint": "\(endpoint.name)", "kind": "\(kind.rawValue)",
+                "error": "\(error.message)",
+            ])
+    }
+
+    // MARK: one attempt
+
+    /// What one upstream attempt produced before anything was sent to the caller.
+    enum AttemptOutcome: Sendable {
+        /// A complete answer (success or the upstream's own 4xx verdict) ready to send.
+        case answered(Response)
+        /// A stream whose first event has arrived.
+        case stream(UpstreamStream)
+        /// Nothing usable: try the next endpoint.
+        case failed(UpstreamFailureKind, GatewayError)
+    }
+
+    private func attempt(
+        _ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint, sentAt: ContinuousClock.Instant,
+        headDeadline: ContinuousClock.Instant
+    ) async throws -> AttemptOutcome {
+        let request = exchange.request
+        var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
+        upstream.method = .POST
+        upstream.headers.reserveCapacity(5)
+        upstream.headers.add(name: "content-type", value: "application/json")
+        upstream.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        upstream.headers.add(name: "x-request-id", value: exchange.requestID)
+        if let authorization = authorizations[endpoint.index] {
+            upstream.headers.add(name: "authorization", value: authorization)
+        }
+        upstream.body = .bytes(request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator))
+
+        let remaining = headDeadline - ContinuousClock.now
+        let response = try await client.execute(upstream, timeout: .nanoseconds(max(1, remaining.nanoseconds)), logger: logger)
+        let status = response.status.code
+        if status == 429 || status >= 500 {
+            let detail = try? await Self.readPrefix(of: response.body, limit: 4096)
+            let message = "Endpoint '\(endpoint.name)' answered \(status)\(detail.map { ": \($0)" } ?? "")."
+            return .failed(status == 429 ? .rateLimited : .status5xx, .upstreamFailed(message))
+        }
+        guard (200..<300).contains(status) else {
+            // The upstream's own verdict on the request (e.g. context too long): pass it through.
+            let body = try await Self.collect(response.body, limit: 1 << 20)
+            var headers = responseHeaders(exchange, endpoint: endpoint)
+            headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
+            var finished = exchange
+            finished.upstreamWait += ContinuousClock.now - sentAt
+            finish(finished, endpoint: endpoint.name, status: Int(status), usage: nil)
+            return .answered(Response(status: .init(code: Int(status)), headers: headers, body: .init(byteBuffer: body)))
+        }
+        if !request.stream {
+            let body: ByteBuffer
+            do {
+                body = try await Self.collect(response.body, limit: settings.maxResponseBodyBytes)
+            } catch is ResponseTooLarge {
+                return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than \(settings.maxResponseBodyBytes) bytes."))
+            }
+            let received = ContinuousClock.now
+            let usage = TokenUsage.read(responseBody: body)
+            metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, received - exchange.arrival)
+            var headers = responseHeaders(exchange, endpoint: endpoint)
+            headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
+            var finished = exchange
+            finished.upstreamWait += received - sentAt
+            finish(finished, endpoint: endpoint.name, status: Int(status), usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
+            return .answered(Response(status: .ok, headers: headers, body: .init(byteBuffer: body)))
+        }
+        // A stream: wait for its first complete event before committing to this endpoint.
+        let stream = UpstreamStream(iterator: response.body.makeAsyncIterator(), allocator: allocator)
+        guard try await stream.receiveFirstEvent() else {
+            return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' closed the stream before sending any event."))
+        }
+        stream.firstEventAt = ContinuousClock.now
+        return .stream(stream)
+    }
+
+    // MARK: streaming
+
+    private func streamResponse(
+        _ exchange: Exchange, endpoint: Endpoint, upstream: UpstreamStream, supervisor: RequestSupervisor,
+        totalDeadline: ContinuousClock.Instant
+    ) -> Response {
+        var headers = responseHeaders(exchange, endpoint: endpoint)
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
+        metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, firstEventAt - exchange.arrival)
+        let proxy = self
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                let relayStart = ContinuousClock.now
+                var exchange = exchange
+                var relay = StreamRelay(callerWantsUsage: exchange.request.callerWantsStreamUsage)
+                var status = 200
+                do {
+                    try await supervisor.run(until: totalDeadline) {
+                        try await relay.run(upstream: upstream, writer: &writer)
+                    }
+                    if let failure = relay.upstreamFailure {
+                        status = 502
+                        proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
+                        try await writer.write(proxy.errorEvent(failure, endpoint: endpoint, eventsSent: relay.eventsSent))
+                    }
+                    try await writer.finish(nil)
+                } catch SupervisionStop.callerDisconnected {
+                    status = 499
+                    proxy.metrics.recordCallerDisconnect(model: exchange.model.name)
+                } catch SupervisionStop.deadlineExceeded {
+                    status = 504
+                    let failure = StreamRelay.Failure.totalTimeout
+                    proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
+                    try? await writer.write(proxy.errorEvent(failure, endpoint: endpoint, eventsSent: relay.eventsSent))
+                    try? await writer.finish(nil)
+                } catch {
+                    status = 499
+                }
+                exchange.upstreamWait += ContinuousClock.now - relayStart
+                let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
+                proxy.finish(exchange, endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil)
+            })
+    }
+
+    private func reportMidStreamFailure(_ failure: StreamRelay.Failure, exchange: Exchange, endpoint: Endpoint) {
+        state.recordFailure(endpoint.index)
+        metrics.recordUpstreamError(endpoint: endpoint.name, kind: failure.kind)
+        logger.warning(
+            "stream ended by an upstream failure",
+            metadata: ["request_id": "\(exchange.requestID)", "endpoint": "\(endpoint.name)", "error": "\(failure)"])
+    }
+
+    private func errorEvent(_ failure: StreamRelay.Failure, endpoint: Endpoint, eventsSent: Int) -> ByteBuffer {
+        let error: GatewayError
+        switch failure {
+        case .idleTimeout:
+            error = .upstreamTimeout("Endpoint '\(endpoint.name)' stopped sending in the middle of the stream (after \(eventsSent) events).")
+        case .totalTimeout:
+            error = .upstreamTimeout("The stream exceeded the total time limit after \(eventsSent) events.")
+        case .aborted(let reason):
+            error = .upstreamFailed("The stream from endpoint '\(endpoint.name)' failed after \(eventsSent) events: \(reason).")
+        case .truncated:
+            error = .upstreamFailed("Endpoint '\(endpoint.name)' ended the stream without finishing it (after \(eventsSent) events).")
+        }
+        return allocator.buffer(string: error.serverSentEvent)
+    }
+
+    // MARK: bookkeeping
+
+    func responseHeaders(_ exchange: Exchange, endpoint: Endpoint) -> HTTPFields {
+        var headers = HTTPFields()
+        headers.reserveCapacity(6)
+        headers[.requestID] = exchange.requestID
+        headers[.proximaEndpoint] = endpoint.name
+        headers[.proximaSite] = endpoint.siteName
+        return headers
+    }
+
+    /// A rough count for answers whose usage the upstream did not report (an aborted stream, an
+    /// engine that does not count): four bytes of request per prompt token, one event per token.
+    func estimatedUsage(_ exchange: Exchange, completionTokens: Int) -> TokenUsage {
+        TokenUsage(promptTokens: exchange.request.body.readableBytes / 4, completionTokens: completionTokens)
+    }
+
+    /// Records a finished request in metrics and the log.
+    func finish(_ exchange: Exchange, endpoint: String, status: Int, usage: TokenUsage?, estimated: Bool = false) {
+        let elapsed = ContinuousClock.now - exchange.arrival
+        metrics.recordRequest(
+            operation: exchange.request.operation, model: exchange.model.name, endpoint: endpoint, status: status, duration: elapsed)
+        metrics.recordOverhead(max(.zero, elapsed - exchange.upstreamWait))
+        if let usage { metrics.recordTokens(model: exchange.model.name, usage: usage, estimated: estimated) }
+        metrics.requestEnded()
+        logger.info(
+            "request",
+            metadata: [
+                "request_id": "\(exchange.requestID)", "operation": "\(exchange.request.operation.rawValue)",
+                "model": "\(exchange.model.name)", "endpoint": "\(endpoint)", "status": "\(status)",
+                "stream": "\(exchange.request.stream)", "duration_ms": "\(elapsed.nanoseconds / 1_000_000)",
+                "prompt_tokens": "\(usage?.promptTokens ?? 0)", "completion_tokens": "\(usage?.completionTokens ?? 0)",
+            ])
+    }
+
+    // MARK: helpers
+
+    struct ResponseTooLarge: Error {}
+
+    static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws -> ByteBuffer {
+        var result: ByteBuffer?
+        for try await var chunk in body {
+            if result == nil {
+                result = chunk
+            } else {
+                result!.writeBuffer(&chunk)
+            }
+            if result!.readableBytes > limit { throw ResponseTooLarge() }
+        }
+        return result ?? ByteBuffer()
+    }
+
+    /// The start of an error body, as text for a message.
+    static func readPrefix(of body: HTTPClientResponse.Body, limit: Int) async throws -> String? {
+        var collected = ByteBuffer()
+        for try await var chunk in body {
+            collected.writeBuffer(&chunk)
+            if collected.readableBytes >= limit { break }
+        }
+        let text = collected.readString(length: min(collected.readableBytes, limit)) ?? ""
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? nil : String(trimmed.prefix(300))
+    }
+
+    static func classify(_ error: any Error, endpoint: String) -> (UpstreamFailureKind, GatewayError) {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .socksHandshakeTimeout, .tlsHandshakeTimeout:
+                return (.connect, .upstreamFailed("Could not connect to endpoint '\(endpoint)' in time."))
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
+                return (.timeout, .upstreamTimeout("Endpoint '\(endpoint)' did not answer within the time limit."))
+            case .remoteConnectionClosed:
+                return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' closed the connection without answering."))
+            default:
+                return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' failed: \(error.shortDescription)."))
+            }
+        }
+        if error is NIOConnectionError || error is ChannelError || error is IOError {
+            return (.connect, .upstreamFailed("Could not connect to endpoint '\(endpoint)'."))
+        }
+        if let error = error as? GatewayError { return (.protocolError, error) }
+        return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' failed: \(String(describing: type(of: error)))."))
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = HTTPField.Name("x-request-id")!
+    static let proximaEndpoint = HTTPField.Name("x-proxima-endpoint")!
+    static let proximaSite = HTTPField.Name("x-proxima-site")!
+}

@@ -1,0 +1,215 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ProximaCore
+import ServiceLifecycle
+import UnixSignals
+
+/// The Proxima gateway: an OpenAI-compatible HTTP server in front of the fleet. Build it from a
+/// configuration, then `run()` it; it stops gracefully on SIGTERM/SIGINT, letting in-flight requests
+/// finish for the configured grace period before cancelling them.
+public struct Gateway: Sendable {
+    public let configuration: ProximaConfiguration
+    public let metrics: GatewayMetrics
+    let state: FleetState
+    let client: HTTPClient
+    let logger: Logger
+    let startedAt = Date()
+    let requestIDs = RequestIDGenerator()
+    let proxy: InferenceProxy
+    /// Orders the endpoints a request is tried on.
+    let selector: any EndpointSelector
+
+    /// Builds the gateway. Fails with ``InvalidConfiguration`` when the configuration is not usable,
+    /// including an endpoint whose key variable is not set.
+    public init(
+        configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger, metrics: GatewayMetrics = GatewayMetrics()
+    ) throws {
+        let fleet = try Fleet(configuration: configuration)
+        var problems: [ConfigurationProblem] = []
+        let authorizations: [String?] = configuration.endpoints.enumerated().map { index, endpoint in
+            guard let variable = endpoint.apiKeyEnv else { return nil }
+            guard let key = environment[variable], !key.isEmpty else {
+                problems.append(.init("endpoints[\(index)].api_key_env", "environment variable \(variable) is not set"))
+                return nil
+            }
+            return "Bearer \(key)"
+        }
+        if !problems.isEmpty { throw InvalidConfiguration(problems: problems) }
+
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.state = FleetState(fleet: fleet, failureCooldownSeconds: configuration.server.failureCooldownSeconds)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.decompression = .disabled
+        clientConfiguration.timeout = .init(
+            connect: .milliseconds(Int64(configuration.server.timeouts.connect * 1000)),
+            read: .milliseconds(Int64(configuration.server.timeouts.idle * 1000)))
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.server.maxConnectionsPerUpstream)
+        // A refused connection must fail at once so the next endpoint is tried, not be retried
+        // until the connect timeout.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
+        clientConfiguration.httpVersion = .http1Only
+        self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        self.selector = RotationSelector()
+        self.proxy = InferenceProxy(
+            state: state, client: client, metrics: metrics, settings: ProxySettings(configuration.server),
+            watch: ConnectionCloseWatch(), authorizations: authorizations, logger: logger)
+    }
+
+    /// The HTTP routes of the gateway.
+    public func makeRouter() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestIDMiddleware(generator: requestIDs, logger: logger))
+        for operation in InferenceOperation.allCases {
+            let path: RouterPath =
+                switch operation {
+                case .chatCompletions: "/v1/chat/completions"
+                case .completions: "/v1/completions"
+                case .embeddings: "/v1/embeddings"
+                }
+            router.post(path) { request, context in
+                try await handleInference(operation, request: request, context: context)
+            }
+        }
+        router.get("/v1/models") { _, _ in modelList() }
+        router.get("/v1/models/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let model = state.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            return jsonResponse(modelObject(model.name))
+        }
+        router.get("/healthz") { _, _ in jsonResponse("{\"status\":\"ok\"}") }
+        router.get("/readyz") { _, _ in readiness() }
+        router.get("/metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
+        return router
+    }
+
+    /// The Hummingbird application serving the routes; `onServerRunning` receives the bound channel.
+    public func makeApplication(
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: .init(
+                address: .hostname(configuration.server.host, port: configuration.server.port), serverName: nil),
+            onServerRunning: onServerRunning,
+            logger: logger)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        let group = ServiceGroup(
+            configuration: serviceGroupConfiguration(
+                services: [UpstreamClientService(client: client), makeApplication(onServerRunning: onServerRunning)],
+                signals: [.sigterm, .sigint]))
+        try await group.run()
+    }
+
+    /// The service group configuration: services shut down in reverse order (server first, then the
+    /// upstream client), in-flight work gets the grace period, then is cancelled.
+    public func serviceGroupConfiguration(services: [any Service], signals: [UnixSignal]) -> ServiceGroupConfiguration {
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
+        configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(self.configuration.server.timeouts.shutdownGrace * 1000))
+        configuration.maximumCancellationDuration = .seconds(5)
+        return configuration
+    }
+
+    /// A service that owns the upstream HTTP client and shuts it down last.
+    public func upstreamClientService() -> some Service { UpstreamClientService(client: client) }
+
+    // MARK: handlers
+
+    func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
+        let arrival = ContinuousClock.now
+        metrics.requestStarted()
+        let limit = configuration.server.maxRequestBodyBytes
+        var modelLabel = "unknown"
+        do {
+            if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+                throw GatewayError.bodyTooLarge(limit: limit)
+            }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: limit)
+            } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+                throw GatewayError.bodyTooLarge(limit: limit)
+            }
+            let inference = try InferenceRequest(operation: operation, body: body)
+            guard let model = state.fleet.model(named: inference.model) else {
+                throw GatewayError.modelNotFound(inference.model)
+            }
+            modelLabel = model.name
+            let plan = selector.plan(
+                for: RouteRequest(model: model, stream: inference.stream), in: state.fleet, health: state.healthBoard,
+                now: state.now())
+            guard !plan.candidates.isEmpty else {
+                throw GatewayError.noCapacity("No endpoint serves model '\(model.name)'.")
+            }
+            let exchange = InferenceProxy.Exchange(
+                request: inference, model: model, plan: plan, requestID: context.requestID, arrival: arrival)
+            return try await proxy.forward(exchange, channel: context.channel)
+        } catch let error as GatewayError {
+            metrics.requestEnded()
+            metrics.recordRequest(
+                operation: operation, model: modelLabel, endpoint: "none", status: error.status.code,
+                duration: ContinuousClock.now - arrival)
+            if error.status.code >= 500 {
+                logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
+            }
+            throw error
+        }
+    }
+
+    func modelList() -> Response {
+        let data = state.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
+        return jsonResponse("{\"object\":\"list\",\"data\":[\(data)]}")
+    }
+
+    func modelObject(_ name: String) -> String {
+        "{\"id\":\(JSONScanner.quoted(name)),\"object\":\"model\",\"created\":\(Int(startedAt.timeIntervalSince1970)),\"owned_by\":\"proxima\"}"
+    }
+
+    func readiness() -> Response {
+        let board = state.healthBoard
+        let now = state.now()
+        var healthyCount = 0
+        let endpoints = state.fleet.endpoints.map { endpoint -> String in
+            let healthy = board.isHealthy(endpoint.index, at: now)
+            if healthy { healthyCount += 1 }
+            return "{\"name\":\(JSONScanner.quoted(endpoint.name)),\"site\":\(JSONScanner.quoted(endpoint.siteName)),\"healthy\":\(healthy)}"
+        }
+        let ready = healthyCount > 0
+        let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\",\"endpoints\":[\(endpoints.joined(separator: ","))]}"
+        return jsonResponse(body, status: ready ? .ok : .serviceUnavailable)
+    }
+
+    func jsonResponse(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Keeps the upstream HTTP client alive while the gateway runs and shuts it down after the server.
+struct UpstreamClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

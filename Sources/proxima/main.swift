@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import ProximaCore
+import ProximaGateway
+
+@main
+struct Proxima: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxima",
+        abstract: "Proxima: a distributed AI-inference orchestrator with an OpenAI-compatible gateway.",
+        subcommands: [Serve.self, CheckConfig.self])
+}
+
+struct ServerOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML configuration file.")
+    var config: String?
+
+    @Option(name: .long, help: "Quick mode: an OpenAI-compatible base URL to proxy to (repeatable); models come from its /v1/models.")
+    var upstream: [String] = []
+
+    @Option(name: .long, help: "Address to listen on (overrides the file and PROXIMA_HOST).")
+    var host: String?
+
+    @Option(name: .long, help: "Port to listen on (overrides the file and PROXIMA_PORT).")
+    var port: Int?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(name: .long, help: "text or json.")
+    var logFormat: String?
+
+    /// File, then environment, then these flags; quick-mode upstreams are added as endpoints.
+    func resolve() async throws -> ProximaConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        var configuration: ProximaConfiguration
+        if config == nil && upstream.isEmpty {
+            throw ValidationError("give --config FILE or at least one --upstream URL")
+        }
+        if let config {
+            configuration = try ConfigurationLoader.parse(yaml: try String(contentsOfFile: config, encoding: .utf8))
+        } else {
+            configuration = ProximaConfiguration()
+        }
+        try ConfigurationLoader.applyEnvironment(environment, to: &configuration)
+        if let host { configuration.server.host = host }
+        if let port { configuration.server.port = port }
+        if let logLevel { configuration.logging.level = logLevel }
+        if let logFormat { configuration.logging.format = logFormat }
+        if !upstream.isEmpty {
+            let discovered = try await UpstreamDiscovery.endpoints(for: upstream)
+            configuration.endpoints += discovered
+        }
+        try configuration.validate()
+        return configuration
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let configuration: ProximaConfiguration
+        do {
+            configuration = try await options.resolve()
+        } catch let error as InvalidConfiguration {
+            FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))
+            throw ExitCode(78)
+        } catch let error as UpstreamDiscovery.Failure {
+            FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))
+            throw ExitCode(69)
+        }
+        let level = Logger.Level(rawValue: configuration.logging.level) ?? .info
+        let json = configuration.logging.format == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "proxima")
+        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let models = gateway.configuration.endpoints.flatMap { $0.models.map(\.name) }
+        try await gateway.run { channel in
+            let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+            logger.notice(
+                "proxima listening",
+                metadata: [
+                    "address": "\(address)", "endpoints": "\(configuration.endpoints.count)",
+                    "models": "\(Array(Set(models)).sorted().joined(separator: ","))",
+                ])
+        }
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a configuration file and print the fleet it describes.")
+
+    @Option(name: .long, help: "YAML configuration file.")
+    var config: String
+
+    func run() async throws {
+        do {
+            let configuration = try ConfigurationLoader.load(path: config, environment: ProcessInfo.processInfo.environment)
+            let fleet = try Fleet(configuration: configuration)
+            print("configuration OK: \(fleet.sites.count) sites, \(fleet.endpoints.count) endpoints, \(fleet.models.count) models")
+            for model in fleet.models {
+                let serving = fleet.servingCandidates(for: model).map { fleet.endpoints[$0.endpoint].name }
+                print("  \(model.name): \(serving.joined(separator: ", "))")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import ProximaGateway
+
+@Suite struct InferenceRequestTests {
+    func parse(_ text: String, _ operation: InferenceOperation = .chatCompletions) throws(GatewayError) -> InferenceRequest {
+        try InferenceRequest(operation: operation, body: ByteBuffer(string: text))
+    }
+
+    func failure(_ text: String, _ operation: InferenceOperation = .chatCompletions) -> GatewayError? {
+        do {
+            _ = try parse(text, operation)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func readsModelStreamAndUsageRequest() throws {
+        let request = try parse(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":12}"#)
+        #expect(request.model == "m")
+        #expect(request.stream)
+        #expect(request.callerWantsStreamUsage)
+        #expect(request.maxOutputTokens == 12)
+    }
+
+    @Test(arguments: [
+        ("", "invalid_request", nil as String?),
+        ("{not json", "invalid_json", nil),
+        (#"{"messages":[{"role":"user","content":"x"}]}"#, "invalid_request", "model"),
+        (#"{"model":5,"messages":[]}"#, "invalid_request", "model"),
+        (#"{"model":"","messages":[{"role":"user","content":"x"}]}"#, "invalid_request", "model"),
+        (#"{"model":"m"}"#, "invalid_request", "messages"),
+        (#"{"model":"m","messages":[]}"#, "invalid_request", "messages"),
+        (#"{"model":"m","messages":"hi"}"#, "invalid_request", "messages"),
+        (#"{"model":"m","messages":[{}],"stream":"yes"}"#, "invalid_request", "stream"),
+        (#"{"model":"m","messages":[{}],"stream_options":[]}"#, "invalid_request", "stream_options"),
+        (#"{"model":"m","messages":[{}],"max_tokens":-1}"#, "invalid_request", "max_tokens"),
+        (#"{"model":"m","messages":[{}],"max_tokens":1.5}"#, "invalid_request", "max_tokens"),
+        (#"{"model":"m","messages":[{}],"n":0}"#, "invalid_request", "n"),
+    ])
+    func badChatRequestsNameTheField(text: String, code: String, param: String?) {
+        let error = failure(text)
+        #expect(error?.status == .badRequest)
+        #expect(error?.code == code)
+        #expect(error?.param == param)
+    }
+
+    @Test func completionsAndEmbeddingsNeedTheirInputField() {
+        #expect(failure(#"{"model":"m"}"#, .completions)?.param == "prompt")
+        #expect(failure(#"{"model":"m","prompt":3}"#, .completions)?.param == "prompt")
+        #expect(failure(#"{"model":"m","input":[]}"#, .embeddings)?.param == "input")
+        #expect(failure(#"{"model":"m","input":"x","stream":true}"#, .embeddings)?.param == "stream")
+        #expect(failure(#"{"model":"m","prompt":"x"}"#, .completions) == nil)
+        #expect(failure(#"{"model":"m","input":["a","b"]}"#, .embeddings) == nil)
+    }
+
+    func rewritten(_ text: String, upstream: String) throws -> [String: Any] {
+        let request = try parse(text)
+        let body = request.upstreamBody(upstreamModel: upstream, allocator: .init())
+        return try #require(try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
+    }
+
+    @Test func rewritesTheModelAndKeepsEverythingElse() throws {
+        let object = try rewritten(#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0.5}"#, upstream: "org/\"big\"")
+        #expect(object["model"] as? String == "org/\"big\"")
+        #expect(object["temperature"] as? Double == 0.5)
+        #expect(object["stream_options"] == nil)
+    }
+
+    @Test func asksForStreamUsageWhenTheCallerDidNot() throws {
+        let plain = try rewritten(#"{"model":"m","messages":[{}],"stream":true}"#, upstream: "m")
+        #expect((plain["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        let emptyOptions = try rewritten(#"{"model":"m","messages":[{}],"stream":true,"stream_options":{}}"#, upstream: "m")
+        #expect((emptyOptions["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        let otherOptions = try rewritten(#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"x":1}}"#, upstream: "m")
+        #expect((otherOptions["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        #expect((otherOptions["stream_options"] as? [String: Any])?["x"] as? Int == 1)
+        let refused = try rewritten(#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":false}}"#, upstream: "m")
+        #expect((refused["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        #expect(try !parse(#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":false}}"#).callerWantsStreamUsage)
+    }
+
+    @Test func leavesTheBodyUntouchedWhenNothingChanges() throws {
+        let text = #"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":true}}"#
+        let request = try parse(text)
+        #expect(request.upstreamBody(upstreamModel: "m", allocator: .init()) == ByteBuffer(string: text))
+    }
+}

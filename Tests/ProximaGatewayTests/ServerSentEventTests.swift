@@ -1,0 +1,96 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import ProximaGateway
+
+@Suite struct ServerSentEventTests {
+    func split(_ chunks: [String]) throws -> [String] {
+        var splitter = ServerSentEventSplitter()
+        var events: [String] = []
+        for chunk in chunks {
+            try splitter.append(ByteBuffer(string: chunk))
+            while let event = splitter.nextEvent() { events.append(String(buffer: event)) }
+        }
+        if let rest = splitter.remainder() { events.append(String(buffer: rest)) }
+        return events
+    }
+
+    @Test func splitsEventsAcrossArbitraryChunkBoundaries() throws {
+        let stream = "data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\n: comment\n\ndata: [DONE]\n\n"
+        let expected = ["data: {\"a\":1}\n\n", "data: {\"b\":2}\r\n\r\n", ": comment\n\n", "data: [DONE]\n\n"]
+        #expect(try split([stream]) == expected)
+        for size in 1...7 {
+            var chunks: [String] = []
+            var rest = Substring(stream)
+            while !rest.isEmpty {
+                chunks.append(String(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            #expect(try split(chunks) == expected, "chunk size \(size)")
+        }
+    }
+
+    @Test func keepsAnUnterminatedTailAsTheRemainder() throws {
+        #expect(try split(["data: {\"a\":1}\n\ndata: partial"]) == ["data: {\"a\":1}\n\n", "data: partial"])
+    }
+
+    @Test func refusesAnEventLargerThanTheLimit() {
+        var splitter = ServerSentEventSplitter(maximumEventBytes: 16)
+        #expect(throws: ServerSentEventSplitter.EventTooLarge.self) {
+            try splitter.append(ByteBuffer(string: "data: " + String(repeating: "x", count: 32)))
+        }
+    }
+
+    @Test func summarisesContentUsageDoneAndErrors() {
+        let content = ServerSentEventSummary(event: ByteBuffer(string: "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n"))
+        #expect(content.hasChoices && content.usage == nil && !content.isUsageOnly)
+        let usage = ServerSentEventSummary(
+            event: ByteBuffer(string: "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n"))
+        #expect(usage.isUsageOnly)
+        #expect(usage.usage == TokenUsage(promptTokens: 7, completionTokens: 3))
+        let lastWithUsage = ServerSentEventSummary(
+            event: ByteBuffer(string: "data: {\"choices\":[{\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n"))
+        #expect(!lastWithUsage.isUsageOnly && lastWithUsage.usage?.completionTokens == 2)
+        #expect(ServerSentEventSummary(event: ByteBuffer(string: "data: [DONE]\r\n\r\n")).isDone)
+        #expect(ServerSentEventSummary(event: ByteBuffer(string: "data: {\"error\":{\"message\":\"x\"}}\n\n")).isError)
+        let comment = ServerSentEventSummary(event: ByteBuffer(string: ": keep-alive\n\n"))
+        #expect(!comment.isDone && !comment.hasChoices && comment.usage == nil)
+    }
+
+    @Test func readsUsageOfAWholeResponse() {
+        let body = ByteBuffer(string: #"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#)
+        #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 12, completionTokens: 5))
+        #expect(TokenUsage.read(responseBody: ByteBuffer(string: #"{"data":[]}"#)) == nil)
+    }
+}
+
+@Suite struct GatewayErrorTests {
+    @Test func rendersTheOpenAIErrorShape() throws {
+        let error = GatewayError.invalidRequest("missing \"x\"", param: "x")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(error.jsonObject.utf8)) as? [String: [String: Any]])
+        #expect(object["error"]?["message"] as? String == "missing \"x\"")
+        #expect(object["error"]?["type"] as? String == "invalid_request_error")
+        #expect(object["error"]?["param"] as? String == "x")
+        #expect(object["error"]?["code"] as? String == "invalid_request")
+        let noParam = try #require(
+            try JSONSerialization.jsonObject(with: Data(GatewayError.internalError().jsonObject.utf8)) as? [String: [String: Any]])
+        #expect(noParam["error"]?["param"] is NSNull)
+    }
+
+    @Test func mapsEachFailureToItsStatus() {
+        #expect(GatewayError.invalidJSON("x").status.code == 400)
+        #expect(GatewayError.modelNotFound("x").status.code == 404)
+        #expect(GatewayError.bodyTooLarge(limit: 1).status.code == 413)
+        #expect(GatewayError.upstreamFailed("x").status.code == 502)
+        #expect(GatewayError.noCapacity("x").status.code == 503)
+        #expect(GatewayError.upstreamTimeout("x").status.code == 504)
+    }
+
+    @Test func streamsErrorsAsOneServerSentEvent() {
+        let event = GatewayError.upstreamFailed("boom").serverSentEvent
+        #expect(event.hasPrefix("data: {\"error\":"))
+        #expect(event.hasSuffix("\n\n"))
+        #expect(ServerSentEventSummary(event: ByteBuffer(string: event)).isError)
+    }
+}
