@@ -57,6 +57,22 @@ import Testing
         #expect(!comment.isDone && !comment.hasChoices && comment.usage == nil)
     }
 
+    @Test(arguments: [
+        (#"data: {"choices":[{"text":"a"}],"usage":{"prompt_tokens":1,"completion_tokens":2},"id":"x"}"# + "\n\n",
+         #"data: {"choices":[{"text":"a"}],"id":"x"}"# + "\n\n"),
+        (#"data: {"choices":[{"text":"a"}], "usage": {"prompt_tokens":1}}"# + "\n\n", #"data: {"choices":[{"text":"a"}]}"# + "\n\n"),
+        (#"data: {"usage":{"completion_tokens":2},"choices":[{"text":"a"}]}"# + "\r\n\r\n", #"data: {"choices":[{"text":"a"}]}"# + "\r\n\r\n"),
+    ])
+    func cutsUsageOutOfAContentChunk(event: String, expected: String) throws {
+        let buffer = ByteBuffer(string: event)
+        let summary = ServerSentEventSummary(event: buffer)
+        #expect(summary.hasChoices && summary.usage != nil)
+        let cut = String(buffer: summary.removingUsage(from: buffer))
+        #expect(cut == expected)
+        let json = cut.dropFirst("data: ".count).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) is [String: Any])
+    }
+
     @Test func readsUsageOfAWholeResponse() {
         let body = ByteBuffer(string: #"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#)
         #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 12, completionTokens: 5))

@@ -12,6 +12,8 @@ struct JSONScanner {
         var kind: ValueKind
         /// Byte range of the value inside the scanned buffer.
         var range: Range<Int>
+        /// Where the member's key starts (its opening quote).
+        var keyStart: Int = 0
     }
 
     struct SyntaxError: Error, Equatable {
@@ -51,6 +53,7 @@ struct JSONScanner {
         var members = try scanner.scanObjectMembers(depth: 1)
         for index in members.indices {
             members[index].range = (members[index].range.lowerBound + range.lowerBound)..<(members[index].range.upperBound + range.lowerBound)
+            members[index].keyStart += range.lowerBound
         }
         return members
     }
@@ -162,7 +165,7 @@ struct JSONScanner {
             skipWhitespace()
             let valueStart = position
             let kind = try scanValue(depth: depth)
-            members.append(Member(key: key, kind: kind, range: valueStart..<position))
+            members.append(Member(key: key, kind: kind, range: valueStart..<position, keyStart: keyStart))
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): position += 1

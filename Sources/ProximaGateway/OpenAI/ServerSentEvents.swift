@@ -62,6 +62,21 @@ struct ServerSentEventSplitter {
     }
 }
 
+extension ServerSentEventSummary {
+    /// The event without its usage member, for a caller that did not ask for usage but whose
+    /// upstream attached it to a content chunk.
+    func removingUsage(from event: ByteBuffer) -> ByteBuffer {
+        guard let range = usageMemberRange else { return event }
+        var result = ByteBuffer()
+        result.reserveCapacity(event.readableBytes)
+        var head = event.getSlice(at: event.readerIndex, length: range.lowerBound)!
+        var tail = event.getSlice(at: event.readerIndex + range.upperBound, length: event.readableBytes - range.upperBound)!
+        result.writeBuffer(&head)
+        result.writeBuffer(&tail)
+        return result
+    }
+}
+
 /// Token counts reported by an upstream.
 public struct TokenUsage: Sendable, Equatable {
     public var promptTokens: Int
@@ -84,6 +99,8 @@ struct ServerSentEventSummary: Equatable {
     var isError = false
     /// The event carries content (choices), i.e. tokens for the caller.
     var hasChoices = false
+    /// Where the `"usage": {...}` member sits in the event, to cut it out.
+    var usageMemberRange: Range<Int>?
 
     /// Reads the `data:` lines of one event.
     init(event: ByteBuffer) {
@@ -95,6 +112,7 @@ struct ServerSentEventSummary: Equatable {
                 return
             }
             guard let members = try? JSONScanner.topLevelMembers(of: payload) else { return }
+            let payloadStart = data.lowerBound
             if JSONScanner.member("error", in: members) != nil { isError = true }
             if let choices = JSONScanner.member("choices", in: members), choices.kind == .array {
                 hasChoices = !JSONScanner.isEmptyContainer(at: choices.range, in: payload)
@@ -102,6 +120,19 @@ struct ServerSentEventSummary: Equatable {
             if let usage = JSONScanner.member("usage", in: members), usage.kind == .object {
                 self.usage = TokenUsage.read(objectAt: usage.range, in: payload)
                 isUsageOnly = !hasChoices
+                // The member and the comma that joins it to a neighbour.
+                var lower = usage.keyStart
+                var upper = usage.range.upperBound
+                var after = upper
+                while after < payload.count, payload[after] == 0x20 { after += 1 }
+                if after < payload.count, payload[after] == UInt8(ascii: ",") {
+                    upper = after + 1
+                } else {
+                    var before = lower - 1
+                    while before > 0, payload[before] == 0x20 { before -= 1 }
+                    if before > 0, payload[before] == UInt8(ascii: ",") { lower = before }
+                }
+                usageMemberRange = (lower + payloadStart)..<(upper + payloadStart)
             }
         }
     }

