@@ -67,7 +67,9 @@ struct InferenceProxy: Sendable {
             let sentAt = ContinuousClock.now
             let deadline = min(sentAt + settings.firstByte, totalDeadline)
             do {
-                let outcome = try await supervisor.run(until: deadline) {
+                // A plain request is bounded by the client's own deadline on the response head and
+                // its idle timeout on the body; a stream's first event needs the supervisor's clock.
+                let outcome = try await supervisor.run(until: exchange.request.stream ? deadline : nil) {
                     try await attempt(exchange, candidate: candidate, endpoint: endpoint, sentAt: sentAt, headDeadline: deadline)
                 }
                 switch outcome {

@@ -15,9 +15,10 @@ struct RequestSupervisor: Sendable {
     let channel: (any Channel)?
 
     /// Runs `operation`; throws ``SupervisionStop`` when it was cut short. The operation may capture
-    /// inout state of the caller: it never outlives this call.
+    /// inout state of the caller: it never outlives this call. Without a deadline only the caller's
+    /// connection is watched (for work that bounds its own time).
     func run<Value: Sendable>(
-        until deadline: ContinuousClock.Instant,
+        until deadline: ContinuousClock.Instant?,
         _ operation: () async throws -> Value
     ) async throws -> Value {
         try await withoutActuallyEscaping(operation) { escapable in
@@ -31,9 +32,11 @@ struct RequestSupervisor: Sendable {
                         return .stopped(.callerDisconnected)
                     }
                 }
-                group.addTask {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    return .stopped(.deadlineExceeded)
+                if let deadline {
+                    group.addTask {
+                        try? await Task.sleep(until: deadline, clock: .continuous)
+                        return .stopped(.deadlineExceeded)
+                    }
                 }
                 defer { group.cancelAll() }
                 while let outcome = try await group.next() {
