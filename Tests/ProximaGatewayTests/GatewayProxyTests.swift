@@ -142,6 +142,7 @@ import Testing
             #expect(reply.status == 504)
             #expect(reply.errorObject?["code"] as? String == "upstream_timeout")
             #expect(reply.headers.first(name: "x-request-id") != nil)
+            #expect(try await inFlight(gateway) == 0)
         }
     }
 
@@ -161,6 +162,7 @@ import Testing
             let events = reply.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
             #expect(events.count == 2)
             #expect(events.last?.contains("upstream_timeout") == true)
+            #expect(try await inFlight(gateway) == 0)
         }
     }
 
@@ -184,6 +186,7 @@ import Testing
             #expect(try await eventually { upstream.activeStreams.load(ordering: .relaxed) == 0 })
             let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
             #expect(metrics.contains(#"proxima_caller_disconnects_total{model="chat"} 1"#))
+            #expect(try await eventually { try await inFlight(gateway) == 0 })
         }
     }
 
@@ -212,8 +215,9 @@ import Testing
             #expect(unknown.status == 404)
             #expect(unknown.errorObject?["code"] as? String == "unknown_url")
             #expect(upstream.received.load(ordering: .relaxed) == 0)
-            // The gateway is still serving after all of that.
+            // The gateway is still serving after all of that, and has nothing left in flight.
             #expect(try await TestHTTP.post(url, json: Self.chatBody).status == 200)
+            #expect(try await inFlight(gateway) == 0)
         }
     }
 
@@ -244,6 +248,15 @@ import Testing
         #expect(reply.body.hasSuffix("data: [DONE]\n\n"))
         #expect(reply.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }.count == 26)
     }
+}
+
+/// The gateway's `proxima_requests_in_flight` gauge.
+func inFlight(_ gateway: RunningGateway) async throws -> Double {
+    let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+    for line in metrics.split(separator: "\n") where line.hasPrefix("proxima_requests_in_flight ") {
+        return Double(line.split(separator: " ").last ?? "") ?? -1
+    }
+    return -1
 }
 
 /// Polls `condition` every 20 ms for up to `timeout`; true as soon as it holds.

@@ -35,10 +35,10 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
             message: "The model '\(model)' does not exist or is not served by this gateway; GET /v1/models lists the models.")
     }
 
-    public static func bodyTooLarge(limit: Int) -> GatewayError {
+    public static func bodyTooLarge(limit: Int?) -> GatewayError {
         .init(
             status: .contentTooLarge, type: "invalid_request_error", code: "request_too_large",
-            message: "The request body is larger than the limit of \(limit) bytes.")
+            message: limit.map { "The request body is larger than the limit of \($0) bytes." } ?? "The request body is too large.")
     }
 
     public static func routeNotFound(_ method: String, _ path: String) -> GatewayError {

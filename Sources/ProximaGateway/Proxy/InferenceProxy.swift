@@ -90,6 +90,10 @@ struct InferenceProxy: Sendable {
                 finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
+            } catch is CancellationError {
+                // The gateway is shutting down: not the endpoint's fault.
+                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
+                throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
                 lastError = .upstreamTimeout("Endpoint '\(endpoint.name)' did not answer within the time limit.")
@@ -101,6 +105,8 @@ struct InferenceProxy: Sendable {
                 recordFailure(endpoint, kind: kind, error: mapped, exchange: exchange)
             }
         }
+        finish(exchange, endpoint: "none", status: lastError.status.code, usage: nil)
+        logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
     }
 
@@ -219,7 +225,11 @@ struct InferenceProxy: Sendable {
                 } catch SupervisionStop.callerDisconnected {
                     status = 499
                     proxy.metrics.recordCallerDisconnect(model: exchange.model.name)
-                } catch SupervisionStop.deadlineExceeded {
+                } catch is CancellationError {
+                // The gateway is shutting down: not the endpoint's fault.
+                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
+                throw CancellationError()
+            } catch SupervisionStop.deadlineExceeded {
                     status = 504
                     let failure = StreamRelay.Failure.totalTimeout
                     proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)

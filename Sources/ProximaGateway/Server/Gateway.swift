@@ -138,6 +138,9 @@ public struct Gateway: Sendable {
         metrics.requestStarted()
         let limit = configuration.server.maxRequestBodyBytes
         var modelLabel = "unknown"
+        // Failures before proxying are accounted here; from `forward` on, the proxy accounts for
+        // every outcome itself (streams finish after this function has returned).
+        let exchange: InferenceProxy.Exchange
         do {
             if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
                 throw GatewayError.bodyTooLarge(limit: limit)
@@ -159,19 +162,20 @@ public struct Gateway: Sendable {
             guard !plan.candidates.isEmpty else {
                 throw GatewayError.noCapacity("No endpoint serves model '\(model.name)'.")
             }
-            let exchange = InferenceProxy.Exchange(
+            exchange = InferenceProxy.Exchange(
                 request: inference, model: model, plan: plan, requestID: context.requestID, arrival: arrival)
-            return try await proxy.forward(exchange, channel: context.channel)
-        } catch let error as GatewayError {
+        } catch {
+            // A body that could not be read means the caller went away (499 in the nginx convention).
+            let status = (error as? GatewayError)?.status.code ?? 499
             metrics.requestEnded()
             metrics.recordRequest(
-                operation: operation, model: modelLabel, endpoint: "none", status: error.status.code,
-                duration: ContinuousClock.now - arrival)
-            if error.status.code >= 500 {
+                operation: operation, model: modelLabel, endpoint: "none", status: status, duration: ContinuousClock.now - arrival)
+            if status >= 500 {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
             throw error
         }
+        return try await proxy.forward(exchange, channel: context.channel)
     }
 
     func modelList() -> Response {

@@ -51,7 +51,7 @@ struct RequestIDMiddleware: RouterMiddleware {
         switch error.status {
         case .notFound: .routeNotFound(request.method.rawValue, request.uri.path)
         case .methodNotAllowed: .methodNotAllowed(request.method.rawValue, request.uri.path)
-        case .contentTooLarge: .bodyTooLarge(limit: 0)
+        case .contentTooLarge: .bodyTooLarge(limit: nil)
         case .badRequest: .invalidRequest("The request could not be read.")
         default:
             GatewayError(
