@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "proxima", targets: ["proxima"]),
+        .library(name: "ProximaBench", targets: ["ProximaBench"]),
         .library(name: "ProximaCore", targets: ["ProximaCore"]),
         .library(name: "ProximaGateway", targets: ["ProximaGateway"]),
     ],
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -51,11 +53,24 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "ProximaBench",
+            dependencies: [
+                "ProximaCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "proxima",
             dependencies: [
                 "ProximaCore",
                 "ProximaGateway",
+                "ProximaBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -68,6 +83,17 @@ let package = Package(
         .testTarget(
             name: "ProximaCoreTests",
             dependencies: ["ProximaCore"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaBenchTests",
+            dependencies: [
+                "ProximaCore",
+                "ProximaBench",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(

@@ -119,3 +119,43 @@ import Testing
         #expect(abs(Double(repeated) / Double(total) - 0.37) < 0.03)
     }
 }
+
+@Suite struct SyntheticWorkloadTests {
+    @Test func poissonArrivalsHaveTheAskedRateAndRepeatForASeed() {
+        let trace = SyntheticWorkload.poisson(rate: 20, duration: 500, seed: 1)
+        #expect(abs(Double(trace.requests.count) / 500 - 20) < 1)
+        #expect(trace.requests == SyntheticWorkload.poisson(rate: 20, duration: 500, seed: 1).requests)
+        #expect(trace.requests != SyntheticWorkload.poisson(rate: 20, duration: 500, seed: 2).requests)
+        let inputs = trace.requests.map(\.inputTokens).sorted()
+        #expect(abs(Double(inputs[inputs.count / 2]) / 1_500 - 1) < 0.1)
+    }
+
+    @Test func burstyArrivalsAreMoreVariableThanPoisson() {
+        func coefficientOfVariation(_ trace: Trace) -> Double {
+            let gaps = zip(trace.requests.dropFirst(), trace.requests).map { $0.time - $1.time }
+            let mean = gaps.reduce(0, +) / Double(gaps.count)
+            let variance = gaps.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(gaps.count)
+            return variance.squareRoot() / mean
+        }
+        let poisson = SyntheticWorkload.poisson(rate: 5, duration: 2_000, seed: 3)
+        let bursty = SyntheticWorkload.bursty(calmRate: 1, burstRate: 40, duration: 2_000, seed: 3)
+        #expect(abs(coefficientOfVariation(poisson) - 1) < 0.1)
+        #expect(coefficientOfVariation(bursty) > 1.5)
+    }
+
+    @Test func callersFollowTheirLocalTimeOfDay() {
+        let metros = [
+            Metro(name: "east", location: .init(latitude: 0, longitude: 100), utcOffsetHours: 8),
+            Metro(name: "west", location: .init(latitude: 0, longitude: -100), utcOffsetHours: -6),
+        ]
+        var assignment = CallerAssignment(metros: metros, seed: 9)
+        // 04:00 UTC: 12:00 in the east (busy), 22:00 in the west (busy).
+        var counts = [0, 0]
+        for _ in 0..<4_000 { counts[assignment.nextMetro(atUTCHour: 4)] += 1 }
+        #expect(abs(Double(counts[0]) / 4_000 - 0.5) < 0.05)
+        // 10:00 UTC: 18:00 in the east (busy), 04:00 in the west (night): 1 : 0.25.
+        counts = [0, 0]
+        for _ in 0..<4_000 { counts[assignment.nextMetro(atUTCHour: 10)] += 1 }
+        #expect(abs(Double(counts[0]) / 4_000 - 0.8) < 0.05)
+    }
+}

@@ -47,6 +47,20 @@ public struct CallerAssignment: Sendable {
         self.generator = SplitMix64(seed: seed)
     }
 
+    /// Index into `metros` of the caller of a request sent at `utcHour`, each metro weighted by its
+    /// share and by how busy it is at that hour of its local day.
+    public mutating func nextMetro(atUTCHour utcHour: Double) -> Int {
+        var total = 0.0
+        for metro in metros { total += max(0, metro.weight) * metro.activity(atUTCHour: utcHour) }
+        guard total > 0 else { return nextMetro() }
+        var draw = Double(generator.next() >> 11) / Double(1 << 53) * total
+        for (index, metro) in metros.enumerated() {
+            draw -= max(0, metro.weight) * metro.activity(atUTCHour: utcHour)
+            if draw < 0 { return index }
+        }
+        return metros.count - 1
+    }
+
     /// Index into `metros` of the next request's caller.
     public mutating func nextMetro() -> Int {
         let total = cumulative.last ?? 0

@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import ProximaBench
+import ProximaCore
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure: load generation against any OpenAI-compatible URL.", subcommands: [Load.self])
+}
+
+struct Load: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a real trace or a synthetic workload open-loop against an OpenAI-compatible URL.",
+        discussion: """
+            Each request is a streamed chat completion whose prompt has the trace's input size in words and
+            whose max_tokens is its output size. Callers are spread over metros (weighted, following their
+            local time of day) and each request says where it comes from in the header
+            x-proxima-client-location: LATITUDE,LONGITUDE (and x-proxima-client-region: METRO).
+            """)
+
+    @Option(help: "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1.")
+    var url: String
+
+    @Option(help: "Model name to request.")
+    var model: String
+
+    @Option(help: "Trace: 'azure', 'mooncake' (looked up in --traces-dir) or a file path (.csv Azure format, .jsonl Mooncake format).")
+    var trace: String?
+
+    @Option(help: "Synthetic workload instead of a trace: poisson or bursty.")
+    var synthetic: String?
+
+    @Option(help: "Synthetic: mean requests per second (bursty: the calm rate; bursts are 8x).")
+    var rate: Double = 2
+
+    @Option(help: "Run length in seconds (synthetic length; trace: cut after this long).")
+    var duration: Double = 60
+
+    @Option(help: "Replay the trace this many times faster than recorded.")
+    var timeScale: Double = 1
+
+    @Option(help: "Multiply the request rate (0.5 sends half the requests, 2 each twice).")
+    var rateScale: Double = 1
+
+    @Option(help: "Stop after this many requests.")
+    var maxRequests: Int?
+
+    @Option(help: "Cap each request's output tokens.")
+    var maxOutputTokens: Int?
+
+    @Option(help: "Synthetic: median prompt tokens.")
+    var inputTokens: Int = 1_000
+
+    @Option(help: "Synthetic: median output tokens.")
+    var outputTokens: Int = 100
+
+    @Option(help: "Comma-separated caller metros (default: all of \(Metro.world.map(\.name).joined(separator: ","))).")
+    var metros: String?
+
+    @Option(help: "Hour of the UTC day the run represents (callers follow their local time).")
+    var startUTCHour: Double = 14
+
+    @Option(help: "Requests allowed in flight; more are counted as client_limit errors.")
+    var maxInFlight: Int = 10_000
+
+    @Option(help: "Directory holding azure-llm-2023-code.csv and mooncake-conversation.jsonl.")
+    var tracesDir: String = "../shared/data/traces"
+
+    @Option(help: "Write the report as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Seed for caller assignment and synthetic workloads.")
+    var seed: UInt64 = 1
+
+    func run() async throws {
+        let workload = try loadWorkload()
+        let population = try selectedMetros()
+        let plan = LoadPlan(
+            trace: workload, metros: population, timeScale: timeScale, rateScale: rateScale, startUTCHour: startUTCHour,
+            maxDuration: duration, maxRequests: maxRequests, maxOutputTokens: maxOutputTokens, seed: seed)
+        guard !plan.requests.isEmpty else { throw ValidationError("the workload produced no request; check --duration and the trace") }
+        var base = url
+        while base.hasSuffix("/") { base.removeLast() }
+        let generator = LoadGenerator(settings: .init(baseURL: base, model: model, maxInFlight: maxInFlight))
+        FileHandle.standardError.write(
+            Data("sending \(plan.requests.count) requests over \(String(format: "%.0f", plan.duration)) s to \(base) (\(workload.name))\n".utf8))
+        let started = ContinuousClock.now
+        let progress = Task { await showProgress(generator, total: plan.requests.count, planned: plan.duration, started: started) }
+        let outcomes = await generator.run(plan)
+        progress.cancel()
+        _ = await progress.value
+        let elapsed = ContinuousClock.now - started
+        let report = LoadReport(
+            target: base, workload: workload.name, outcomes: outcomes, metros: population,
+            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        print(report.table())
+        if let json {
+            try report.json().write(to: URL(fileURLWithPath: json))
+            FileHandle.standardError.write(Data("report written to \(json)\n".utf8))
+        }
+    }
+
+    func loadWorkload() throws -> Trace {
+        if let synthetic {
+            guard trace == nil else { throw ValidationError("give --trace or --synthetic, not both") }
+            let sizes = SyntheticWorkload.Sizes(medianInputTokens: inputTokens, medianOutputTokens: outputTokens)
+            switch synthetic {
+            case "poisson": return SyntheticWorkload.poisson(rate: rate, duration: duration, sizes: sizes, seed: seed)
+            case "bursty":
+                return SyntheticWorkload.bursty(calmRate: rate, burstRate: rate * 8, duration: duration, sizes: sizes, seed: seed)
+            default: throw ValidationError("--synthetic must be poisson or bursty")
+            }
+        }
+        let name = trace ?? "azure"
+        let path: String =
+            switch name {
+            case "azure": tracesDir + "/azure-llm-2023-code.csv"
+            case "mooncake": tracesDir + "/mooncake-conversation.jsonl"
+            default: name
+            }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read the trace at \(path)")
+        }
+        do {
+            return path.hasSuffix(".jsonl") ? try Trace.parseMooncake(text, name: name) : try Trace.parseAzure(text, name: name)
+        } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+    }
+
+    func selectedMetros() throws -> [Metro] {
+        guard let metros else { return Metro.world }
+        let names = metros.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        return try names.map { name in
+            guard let metro = Metro.world.first(where: { $0.name == name }) else {
+                throw ValidationError("unknown metro '\(name)' (known: \(Metro.world.map(\.name).joined(separator: ", ")))")
+            }
+            return metro
+        }
+    }
+}
+
+/// Redraws one progress line on standard error every half second (a line every 5 s when it is not a terminal).
+func showProgress(_ generator: LoadGenerator, total: Int, planned: Double, started: ContinuousClock.Instant) async {
+    let terminal = isatty(STDERR_FILENO) != 0
+    var ticks = 0
+    while !Task.isCancelled {
+        try? await Task.sleep(for: .milliseconds(500))
+        ticks += 1
+        let progress = generator.progress
+        let elapsed = Double((ContinuousClock.now - started).components.seconds)
+        let fraction = total > 0 ? Double(progress.completed + progress.failed) / Double(total) : 1
+        let width = 30
+        let filled = min(width, Int(fraction * Double(width)))
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        let line = String(
+            format: "[%@] %3.0f%%  %.0f/%.0f s  sent %d  done %d  failed %d  in flight %d", bar, fraction * 100, elapsed, planned,
+            progress.sent, progress.completed, progress.failed, progress.inFlight)
+        if terminal {
+            FileHandle.standardError.write(Data(("\r" + line).utf8))
+        } else if ticks % 10 == 0 {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+    if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+}
