@@ -54,6 +54,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ProximaEmulator",
+            dependencies: [
+                "ProximaCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ProximaBench",
             dependencies: [
                 "ProximaCore",
@@ -71,6 +82,7 @@ let package = Package(
                 "ProximaCore",
                 "ProximaGateway",
                 "ProximaBench",
+                "ProximaEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,6 +95,17 @@ let package = Package(
         .testTarget(
             name: "ProximaCoreTests",
             dependencies: ["ProximaCore"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaEmulatorTests",
+            dependencies: [
+                "ProximaCore",
+                "ProximaEmulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(
@@ -101,6 +124,7 @@ let package = Package(
             dependencies: [
                 "ProximaCore",
                 "ProximaGateway",
+                "ProximaEmulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -50,7 +50,7 @@ import Testing
         try await withGateway([(upstream.baseURL, "ok")]) { gateway in
             let reply = try await TestHTTP.post(
                 gateway.baseURL + "/v1/chat/completions", json: Self.chatBody,
-                headers: [("authorization", "Bearer caller-secret"), ("x-request-id", "req-123")])
+                headers: [("authorization", "Bearer caller-secret"), ("x-request-id", "req-123"), ("x-proxima-client-location", "1,2")])
             #expect(reply.status == 200)
             #expect(reply.headers.first(name: "x-request-id") == "req-123")
             #expect(reply.headers.first(name: "x-proxima-endpoint") == "ep0")
@@ -60,6 +60,7 @@ import Testing
             #expect(sent[.authorization] == "Bearer endpoint-secret")
             #expect(sent[values: .authorization].count == 1)
             #expect(sent[.init("x-request-id")!] == "req-123")
+            #expect(sent[.init("x-proxima-client-location")!] == nil, "caller headers reach only emulated endpoints")
             let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
             #expect(metrics.contains(#"proxima_tokens_total{model="chat",kind="completion",source="reported"} 3"#))
             #expect(metrics.contains("proxima_gateway_overhead_seconds_count 1"))

@@ -45,6 +45,9 @@ struct InferenceProxy: Sendable {
         var plan: RoutePlan
         var requestID: String
         var arrival: ContinuousClock.Instant
+        /// The caller's `x-proxima-client-location`, passed on to emulated endpoints only, which use it
+        /// to add the network delay between the caller and their site.
+        var clientLocation: String? = nil
         /// Time spent waiting on upstreams so far; the rest of the elapsed time is the gateway's own.
         var upstreamWait: Duration = .zero
     }
@@ -146,6 +149,9 @@ struct InferenceProxy: Sendable {
         upstream.headers.add(name: "x-request-id", value: exchange.requestID)
         if let authorization = authorizations[endpoint.index] {
             upstream.headers.add(name: "authorization", value: authorization)
+        }
+        if endpoint.engine == .emulated, let location = exchange.clientLocation {
+            upstream.headers.add(name: "x-proxima-client-location", value: location)
         }
         upstream.body = .bytes(request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator))
 
@@ -356,4 +362,5 @@ extension HTTPField.Name {
     static let requestID = HTTPField.Name("x-request-id")!
     static let proximaEndpoint = HTTPField.Name("x-proxima-endpoint")!
     static let proximaSite = HTTPField.Name("x-proxima-site")!
+    static let proximaClientLocation = HTTPField.Name("x-proxima-client-location")!
 }

@@ -163,7 +163,8 @@ public struct Gateway: Sendable {
                 throw GatewayError.noCapacity("No endpoint serves model '\(model.name)'.")
             }
             exchange = InferenceProxy.Exchange(
-                request: inference, model: model, plan: plan, requestID: context.requestID, arrival: arrival)
+                request: inference, model: model, plan: plan, requestID: context.requestID, arrival: arrival,
+                clientLocation: request.headers[.proximaClientLocation].flatMap { $0.utf8.count <= 64 ? $0 : nil })
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
