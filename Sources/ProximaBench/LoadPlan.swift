@@ -24,16 +24,17 @@ public struct LoadPlan: Sendable {
     ///   - startUTCHour: the hour of the UTC day the run represents, for the callers' time of day.
     ///   - maxDuration: stop planning after this many seconds of the run.
     ///   - maxOutputTokens: cap on each request's output (real small engines need it).
+    ///   - skipSeconds: start this many seconds (of recorded time) into the trace.
     public init(
-        trace: Trace, metros: [Metro], timeScale: Double = 1, rateScale: Double = 1, startUTCHour: Double = 14,
+        trace: Trace, metros: [Metro], skipSeconds: Double = 0, timeScale: Double = 1, rateScale: Double = 1, startUTCHour: Double = 14,
         maxDuration: Double? = nil, maxRequests: Int? = nil, maxOutputTokens: Int? = nil, seed: UInt64 = 1
     ) {
         var assignment = CallerAssignment(metros: metros, seed: seed)
         var random = SplitMix64(seed: seed ^ 0x5151)
-        let origin = trace.requests.first?.time ?? 0
+        let origin = (trace.requests.first?.time ?? 0) + max(0, skipSeconds)
         var planned: [PlannedRequest] = []
         planned.reserveCapacity(Int(Double(trace.requests.count) * max(rateScale, 0.01)) + 1)
-        for (index, request) in trace.requests.enumerated() {
+        for (index, request) in trace.requests.enumerated() where request.time >= origin {
             let sendAt = (request.time - origin) / max(timeScale, 1e-9)
             if let maxDuration, sendAt > maxDuration { break }
             var copies = Int(rateScale)

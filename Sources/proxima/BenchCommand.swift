@@ -39,6 +39,9 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Replay the trace this many times faster than recorded.")
     var timeScale: Double = 1
 
+    @Option(help: "Start this many recorded seconds into the trace.")
+    var skip: Double = 0
+
     @Option(help: "Multiply the request rate (0.5 sends half the requests, 2 each twice).")
     var rateScale: Double = 1
 
@@ -76,7 +79,7 @@ struct Load: AsyncParsableCommand {
         let workload = try loadWorkload()
         let population = try selectedMetros()
         let plan = LoadPlan(
-            trace: workload, metros: population, timeScale: timeScale, rateScale: rateScale, startUTCHour: startUTCHour,
+            trace: workload, metros: population, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale, startUTCHour: startUTCHour,
             maxDuration: duration, maxRequests: maxRequests, maxOutputTokens: maxOutputTokens, seed: seed)
         guard !plan.requests.isEmpty else { throw ValidationError("the workload produced no request; check --duration and the trace") }
         var base = url

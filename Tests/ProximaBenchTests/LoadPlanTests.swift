@@ -21,6 +21,12 @@ import Testing
         #expect(zip(doubled, doubled.dropFirst()).allSatisfy { $0.sendAt <= $1.sendAt })
     }
 
+    @Test func skippingStartsLaterInTheTrace() {
+        let plan = LoadPlan(trace: trace, metros: Metro.world, skipSeconds: 50)
+        #expect(plan.requests.count == 500)
+        #expect(plan.requests.first?.sendAt == 0)
+    }
+
     @Test func limitsCapDurationRequestsAndOutput() {
         let plan = LoadPlan(trace: trace, metros: Metro.world, maxDuration: 10, maxOutputTokens: 64)
         #expect(plan.requests.count == 101)

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ProximaBench
+import ProximaCore
+import ProximaEmulator
+import ProximaGateway
+import ServiceLifecycle
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start an emulated global fleet and the gateway in front of it, replay a real trace from callers on six continents, and show what happened.")
+
+    @Option(help: "Fleet file with emulated endpoints.")
+    var fleet: String = "examples/fleet-global.yaml"
+
+    @Option(help: "Trace to replay: azure, mooncake or a file (falls back to a synthetic bursty workload when the trace is missing).")
+    var trace: String = "azure"
+
+    @Option(help: "Directory holding the shared traces.")
+    var tracesDir: String = "../shared/data/traces"
+
+    @Option(help: "Start this many recorded seconds into the trace (the Azure trace's busy part starts at minute 3).")
+    var skip: Double = 180
+
+    @Option(help: "Seconds of load.")
+    var duration: Double = 60
+
+    @Option(help: "Replay the trace this many times faster than recorded.")
+    var timeScale: Double = 8
+
+    @Option(help: "Gateway port.")
+    var port: Int = 8080
+
+    @Flag(help: "Leave the fleet and the gateway running after the replay, for your own requests.")
+    var keepRunning = false
+
+    func run() async throws {
+        var configuration = try ConfigurationLoader.load(path: fleet, environment: ProcessInfo.processInfo.environment)
+        configuration.server.port = port
+        var quiet = Logger(label: "proxima-demo")
+        quiet.logLevel = .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let emulated = try await EmulatorFleet.start(configuration: configuration, logger: quiet)
+        let gateway = try Gateway(configuration: configuration, logger: quiet)
+        let gatewayTask = Task { try await gateway.run() }
+        try await Task.sleep(for: .milliseconds(500))
+        let fleetModel = try Fleet(configuration: configuration)
+        print("Emulated fleet: \(emulated.endpointNames.count) endpoints on \(fleetModel.sites.count) sites; gateway on http://127.0.0.1:\(port)/v1")
+
+        let workload = loadWorkload()
+        let plan = LoadPlan(trace: workload, metros: Metro.world, skipSeconds: workload.name == "azure" ? skip : 0, timeScale: timeScale, maxDuration: duration, maxOutputTokens: 128, seed: 7)
+        print("Replaying \(workload.name): \(plan.requests.count) requests over \(Int(plan.duration)) s from \(Metro.world.count) metros\n")
+        let model = configuration.models.first?.name ?? fleetModel.models.first?.name ?? "default"
+        let generator = LoadGenerator(settings: .init(baseURL: "http://127.0.0.1:\(port)/v1", model: model, maxInFlight: 4_000))
+        let started = ContinuousClock.now
+        let progress = Task { await showProgress(generator, total: plan.requests.count, planned: plan.duration, started: started) }
+        let outcomes = await generator.run(plan)
+        progress.cancel()
+        _ = await progress.value
+        let elapsed = ContinuousClock.now - started
+        let report = LoadReport(
+            target: "gateway (round-robin)", workload: workload.name, outcomes: outcomes, metros: Metro.world,
+            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        print("\nTTFT per caller region:\n" + report.table())
+        print("\nLoad per site:\n" + siteTable(gateway: gateway, fleet: fleetModel))
+
+        if keepRunning {
+            print("\nThe gateway keeps running on http://127.0.0.1:\(port)/v1 (model '\(model)'); Ctrl-C stops it. Try:")
+            print("  curl -s http://127.0.0.1:\(port)/v1/chat/completions -H 'content-type: application/json' \\")
+            print("    -H 'x-proxima-client-location: 35.68,139.69' -d '{\"model\":\"\(model)\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'")
+            _ = try? await gatewayTask.value
+        } else {
+            gatewayTask.cancel()
+            _ = try? await gatewayTask.value
+        }
+        await emulated.stop()
+    }
+
+    func loadWorkload() -> Trace {
+        let path: String =
+            switch trace {
+            case "azure": tracesDir + "/azure-llm-2023-code.csv"
+            case "mooncake": tracesDir + "/mooncake-conversation.jsonl"
+            default: trace
+            }
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let parsed = path.hasSuffix(".jsonl") ? try? Trace.parseMooncake(text, name: trace) : try? Trace.parseAzure(text, name: trace)
+            if let parsed { return parsed }
+        }
+        FileHandle.standardError.write(Data("trace \(path) not found; using a synthetic bursty workload\n".utf8))
+        return SyntheticWorkload.bursty(
+            calmRate: 2, burstRate: 16, duration: duration * timeScale, sizes: .init(medianInputTokens: 1_500, medianOutputTokens: 60), seed: 7)
+    }
+
+    /// Requests and tokens per site, from the gateway's own metrics.
+    func siteTable(gateway: Gateway, fleet: Fleet) -> String {
+        let samples = PrometheusText.parse(String(decoding: gateway.metrics.exposition(), as: UTF8.self))
+        var requests: [String: Double] = [:]
+        for sample in samples where sample.name == "proxima_requests_total" {
+            guard let endpointName = sample.labels["endpoint"], let endpoint = fleet.endpoints.first(where: { $0.name == endpointName }) else { continue }
+            requests[endpoint.siteName, default: 0] += sample.value
+        }
+        let total = max(1, requests.values.reduce(0, +))
+        let sites = fleet.sites.keys.sorted { (requests[$0] ?? 0) > (requests[$1] ?? 0) }
+        var lines = ["site          endpoints  requests  share", "------------  ---------  --------  -----"]
+        for site in sites {
+            let count = fleet.endpoints.filter { $0.siteName == site }.count
+            let served = requests[site] ?? 0
+            lines.append(
+                site.padding(toLength: 12, withPad: " ", startingAt: 0) + "  " + String(format: "%9d  %8.0f  %4.0f%%", count, served, served / total * 100))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
