@@ -114,20 +114,10 @@ struct Load: AsyncParsableCommand {
             default: throw ValidationError("--synthetic must be poisson or bursty")
             }
         }
-        let name = trace ?? "azure"
-        let path: String =
-            switch name {
-            case "azure": tracesDir + "/azure-llm-2023-code.csv"
-            case "mooncake": tracesDir + "/mooncake-conversation.jsonl"
-            default: name
-            }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("cannot read the trace at \(path)")
-        }
         do {
-            return path.hasSuffix(".jsonl") ? try Trace.parseMooncake(text, name: name) : try Trace.parseAzure(text, name: name)
+            return try TraceFiles.load(trace ?? "azure", from: tracesDir)
         } catch {
-            throw ValidationError("\(path): \(error)")
+            throw ValidationError("\(error)")
         }
     }
 

@@ -82,17 +82,11 @@ struct Demo: AsyncParsableCommand {
     }
 
     func loadWorkload() -> Trace {
-        let path: String =
-            switch trace {
-            case "azure": tracesDir + "/azure-llm-2023-code.csv"
-            case "mooncake": tracesDir + "/mooncake-conversation.jsonl"
-            default: trace
-            }
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let parsed = path.hasSuffix(".jsonl") ? try? Trace.parseMooncake(text, name: trace) : try? Trace.parseAzure(text, name: trace)
-            if let parsed { return parsed }
+        do {
+            return try TraceFiles.load(trace, from: tracesDir)
+        } catch {
+            FileHandle.standardError.write(Data("\(error); using a synthetic bursty workload\n".utf8))
         }
-        FileHandle.standardError.write(Data("trace \(path) not found; using a synthetic bursty workload\n".utf8))
         return SyntheticWorkload.bursty(
             calmRate: 2, burstRate: 16, duration: duration * timeScale, sizes: .init(medianInputTokens: 1_500, medianOutputTokens: 60), seed: 7)
     }

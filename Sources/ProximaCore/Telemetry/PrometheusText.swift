@@ -80,15 +80,6 @@ public enum PrometheusText {
     }
 }
 
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var result = self
-        while result.first == " " { result.removeFirst() }
-        while result.last == " " { result.removeLast() }
-        return result
-    }
-}
-
 /// What an engine reports about its load, in engine-neutral terms, read from its metrics.
 public struct EngineLoadSnapshot: Sendable, Equatable {
     public var running: Double?

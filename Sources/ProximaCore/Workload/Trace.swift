@@ -120,12 +120,3 @@ public struct Trace: Sendable {
         return nil
     }
 }
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var result = self
-        while result.first == " " { result.removeFirst() }
-        while result.last == " " { result.removeLast() }
-        return result
-    }
-}
