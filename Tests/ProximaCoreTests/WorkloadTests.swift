@@ -140,6 +140,7 @@ import Testing
         let poisson = SyntheticWorkload.poisson(rate: 5, duration: 2_000, seed: 3)
         let bursty = SyntheticWorkload.bursty(calmRate: 1, burstRate: 40, duration: 2_000, seed: 3)
         #expect(abs(coefficientOfVariation(poisson) - 1) < 0.1)
+        #expect(poisson.name == "poisson" && bursty.name == "bursty")
         #expect(coefficientOfVariation(bursty) > 1.5)
     }
 

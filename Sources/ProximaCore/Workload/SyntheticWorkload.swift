@@ -25,7 +25,10 @@ public enum SyntheticWorkload {
 
     /// Requests at a constant mean rate (per second) for `duration` seconds.
     public static func poisson(rate: Double, duration: Double, sizes: Sizes = .init(), seed: UInt64) -> Trace {
-        bursty(calmRate: rate, burstRate: rate, meanCalmSeconds: duration, meanBurstSeconds: 1, duration: duration, sizes: sizes, seed: seed)
+        var trace = bursty(
+            calmRate: rate, burstRate: rate, meanCalmSeconds: duration, meanBurstSeconds: 1, duration: duration, sizes: sizes, seed: seed)
+        trace.name = "poisson"
+        return trace
     }
 
     /// Requests whose rate alternates between `calmRate` and `burstRate`; each state lasts an
@@ -57,7 +60,7 @@ public enum SyntheticWorkload {
                     time: time, inputTokens: logNormal(median: sizes.medianInputTokens, sigma: sizes.sigma, &random),
                     outputTokens: logNormal(median: sizes.medianOutputTokens, sigma: sizes.sigma, &random)))
         }
-        return Trace(name: inBurst || burstRate != calmRate ? "bursty" : "poisson", requests: requests)
+        return Trace(name: "bursty", requests: requests)
     }
 
     static func uniform(_ random: inout SplitMix64) -> Double {
