@@ -107,6 +107,29 @@ func withEmulatedFleet(profiles: [String] = ["H100-8B"], _ body: (EmulatorFleet)
         }
     }
 
+    @Test func badInputGetsAClearErrorAndFaultsAreValidated() async throws {
+        try await withEmulatedFleet { fleet in
+            let base = fleet.baseURL(of: "emu0")!
+            func post(_ body: String) async throws -> (Int, String) {
+                var request = HTTPClientRequest(url: base + "/chat/completions")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await EmulatorHTTP.client.execute(request, timeout: .seconds(10))
+                return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+            }
+            let malformed = try await post("{not json")
+            #expect(malformed.0 == 400 && malformed.1.contains("\"error\""))
+            let noMessages = try await post(#"{"model":"emu","messages":[]}"#)
+            #expect(noMessages.0 == 400 && noMessages.1.contains("\"param\":\"messages\""))
+            let unknown = try await post(#"{"model":"other","messages":[{"role":"user","content":"x"}]}"#)
+            #expect(unknown.0 == 404)
+            await #expect(throws: EmulatorFleet.Failure.self) { try await fleet.setFaults(.init(slowdown: 0.5), on: "emu0") }
+            await #expect(throws: EmulatorFleet.Failure.self) { try await fleet.setFaults(.none, on: "nowhere") }
+            #expect(fleet.faults(of: "emu0") == FaultSettings.none)
+            #expect(try await EmulatorHTTP.chat(base).status == 200)
+        }
+    }
+
     @Test func farCallersWaitTheirRoundTrip() async throws {
         try await withEmulatedFleet { fleet in
             let base = fleet.baseURL(of: "emu0")!
