@@ -109,8 +109,9 @@ struct CheckConfig: AsyncParsableCommand {
             let fleet = try Fleet(configuration: configuration)
             print("configuration OK: \(fleet.sites.count) sites, \(fleet.endpoints.count) endpoints, \(fleet.models.count) models")
             for model in fleet.models {
-                let serving = fleet.servingCandidates(for: model).map { fleet.endpoints[$0.endpoint].name }
-                print("  \(model.name): \(serving.joined(separator: ", "))")
+                let serving = fleet.endpointIndices(serving: model.name).map { fleet.endpoints[$0].name }
+                let fallbacks = model.fallbacks.isEmpty ? "" : " (falls back to \(model.fallbacks.joined(separator: ", ")))"
+                print("  \(model.name): \(serving.joined(separator: ", "))\(fallbacks)")
             }
         } catch {
             FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))

@@ -29,7 +29,7 @@ import ProximaCore
                     engine: vllm
                     models: [llama-8b, {name: llama-70b, upstream: meta-llama/Llama-3.3-70B-Instruct}]
                     api_key_env: FRA_KEY
-                    gpu: {profile: H100, count: 2}
+                    gpu: {profile: H100-70B, count: 2}
                     pricing: {gpu_hour: 3.5}
                     max_concurrency: 64
                 models:
@@ -41,7 +41,7 @@ import ProximaCore
         #expect(configuration.server.timeouts.connect == TimeoutSettings().connect)
         #expect(configuration.endpoints[0].models[1] == ServedModelSettings(name: "llama-70b", upstream: "meta-llama/Llama-3.3-70B-Instruct"))
         #expect(configuration.endpoints[0].models[0].upstream == "llama-8b")
-        #expect(configuration.endpoints[0].gpu == GPUSettings(profile: "H100", count: 2))
+        #expect(configuration.endpoints[0].gpu == GPUSettings(profile: "H100-70B", count: 2))
         #expect(configuration.models[0].fallbacks == ["llama-8b"])
         #expect(configuration.problems().isEmpty)
     }

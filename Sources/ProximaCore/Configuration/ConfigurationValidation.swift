@@ -39,7 +39,6 @@ extension ProximaConfiguration {
         check(server.maxResponseBodyBytes > 0, "server.max_response_body_bytes", "must be positive")
         check(server.maxConnectionsPerUpstream > 0, "server.max_connections_per_upstream", "must be positive")
         check(server.maxAttempts >= 1, "server.max_attempts", "must be at least 1")
-        check(server.failureCooldownSeconds >= 0, "server.failure_cooldown_seconds", "must not be negative")
         let timeouts: [(String, Double)] = [
             ("connect", server.timeouts.connect), ("first_byte", server.timeouts.firstByte),
             ("idle", server.timeouts.idle), ("total", server.timeouts.total),
@@ -88,7 +87,8 @@ extension ProximaConfiguration {
             }
             if let gpu = endpoint.gpu {
                 check(gpu.count >= 1, "\(path).gpu.count", "must be at least 1")
-                check(!gpu.profile.isEmpty, "\(path).gpu.profile", "must not be empty")
+                check(GPUProfile.named(gpu.profile) != nil, "\(path).gpu.profile",
+                      "unknown GPU profile '\(gpu.profile)' (known: \(GPUProfile.catalog.keys.sorted().joined(separator: ", ")))")
             }
             if let pricing = endpoint.pricing {
                 for (name, value) in [("input_per_million", pricing.inputPerMillion),
@@ -121,7 +121,15 @@ extension ProximaConfiguration {
             }
             check(servedModels.contains(model.name) || !model.fallbacks.isEmpty, "models[\(index)].name",
                   "no endpoint serves '\(model.name)' and it has no fallbacks")
+            if let policy = model.policy {
+                check(routing.policies[policy] != nil || PolicyKind(rawValue: policy) != nil, "models[\(index)].policy",
+                      "unknown policy '\(policy)'")
+            }
         }
+        problems += routing.problems(
+            siteNames: endpoints.contains { $0.site == nil } ? siteNames.union([Fleet.defaultSiteName]) : siteNames)
+        check(!admin.tokenEnv.isEmpty && admin.tokenEnv.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" },
+              "admin.token_env", "must be an environment variable name, got '\(admin.tokenEnv)'")
         return problems
     }
 

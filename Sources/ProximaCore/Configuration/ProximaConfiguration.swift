@@ -7,23 +7,29 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var endpoints: [EndpointSettings]
     public var models: [ModelSettings]
     public var logging: LoggingSettings
+    public var routing: RoutingSettings
+    public var admin: AdminSettings
 
     public init(
         server: ServerSettings = .init(),
         sites: [SiteSettings] = [],
         endpoints: [EndpointSettings] = [],
         models: [ModelSettings] = [],
-        logging: LoggingSettings = .init()
+        logging: LoggingSettings = .init(),
+        routing: RoutingSettings = .init(),
+        admin: AdminSettings = .init()
     ) {
         self.server = server
         self.sites = sites
         self.endpoints = endpoints
         self.models = models
         self.logging = logging
+        self.routing = routing
+        self.admin = admin
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case server, sites, endpoints, models, logging
+        case server, sites, endpoints, models, logging, routing, admin
     }
 
     public init(from decoder: any Decoder) throws {
@@ -34,6 +40,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         endpoints = try c.decodeIfPresent([EndpointSettings].self, forKey: .endpoints) ?? []
         models = try c.decodeIfPresent([ModelSettings].self, forKey: .models) ?? []
         logging = try c.decodeIfPresent(LoggingSettings.self, forKey: .logging) ?? .init()
+        routing = try c.decodeIfPresent(RoutingSettings.self, forKey: .routing) ?? .init()
+        admin = try c.decodeIfPresent(AdminSettings.self, forKey: .admin) ?? .init()
     }
 }
 
@@ -50,8 +58,6 @@ public struct ServerSettings: Codable, Sendable, Equatable {
     public var maxConnectionsPerUpstream: Int
     /// How many endpoints one request may try before the first byte reaches the caller.
     public var maxAttempts: Int
-    /// Seconds an endpoint is skipped after a connection failure or 5xx (passive health).
-    public var failureCooldownSeconds: Double
     /// Where this gateway stands, for callers that do not say where they are.
     public var location: Coordinates?
 
@@ -63,7 +69,6 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         timeouts: TimeoutSettings = .init(),
         maxConnectionsPerUpstream: Int = 1024,
         maxAttempts: Int = 3,
-        failureCooldownSeconds: Double = 5,
         location: Coordinates? = nil
     ) {
         self.host = host
@@ -73,7 +78,6 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         self.timeouts = timeouts
         self.maxConnectionsPerUpstream = maxConnectionsPerUpstream
         self.maxAttempts = maxAttempts
-        self.failureCooldownSeconds = failureCooldownSeconds
         self.location = location
     }
 
@@ -81,7 +85,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         case host, port, maxRequestBodyBytes = "max_request_body_bytes"
         case maxResponseBodyBytes = "max_response_body_bytes"
         case timeouts, maxConnectionsPerUpstream = "max_connections_per_upstream"
-        case maxAttempts = "max_attempts", failureCooldownSeconds = "failure_cooldown_seconds"
+        case maxAttempts = "max_attempts"
         case location
     }
 
@@ -97,8 +101,6 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         maxConnectionsPerUpstream =
             try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerUpstream) ?? d.maxConnectionsPerUpstream
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
-        failureCooldownSeconds =
-            try c.decodeIfPresent(Double.self, forKey: .failureCooldownSeconds) ?? d.failureCooldownSeconds
         location = try c.decodeIfPresent(Coordinates.self, forKey: .location)
     }
 }
@@ -331,16 +333,21 @@ public struct ModelSettings: Codable, Sendable, Equatable {
     public var fallbacks: [String]
     /// Longest context (prompt plus output tokens) the model accepts.
     public var contextLength: Int?
+    /// Routing policy for this model's requests (unless a request names its own).
+    public var policy: String?
 
-    public init(name: String, aliases: [String] = [], fallbacks: [String] = [], contextLength: Int? = nil) {
+    public init(
+        name: String, aliases: [String] = [], fallbacks: [String] = [], contextLength: Int? = nil, policy: String? = nil
+    ) {
         self.name = name
         self.aliases = aliases
         self.fallbacks = fallbacks
         self.contextLength = contextLength
+        self.policy = policy
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, aliases, fallbacks, contextLength = "context_length"
+        case name, aliases, fallbacks, contextLength = "context_length", policy
     }
 
     public init(from decoder: any Decoder) throws {
@@ -350,6 +357,7 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         aliases = try c.decodeIfPresent([String].self, forKey: .aliases) ?? []
         fallbacks = try c.decodeIfPresent([String].self, forKey: .fallbacks) ?? []
         contextLength = try c.decodeIfPresent(Int.self, forKey: .contextLength)
+        policy = try c.decodeIfPresent(String.self, forKey: .policy)
     }
 }
 

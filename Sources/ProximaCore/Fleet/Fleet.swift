@@ -27,6 +27,11 @@ public struct Endpoint: Sendable, Equatable {
     public var gpu: GPUSettings?
     public var pricing: PricingSettings?
     public var maxConcurrency: Int?
+    /// The endpoint's site's location, kept here so routing reads no dictionary per candidate.
+    public var location: Coordinates
+    /// Position of the endpoint's site in `Fleet.siteNames`.
+    public var siteIndex: Int
+    public var performance: EndpointPerformance
 
     public func serves(_ model: String) -> Bool { upstreamModelNames[model] != nil }
 }
@@ -37,12 +42,16 @@ public struct LogicalModel: Sendable, Hashable {
     public var aliases: [String]
     public var fallbacks: [String]
     public var contextLength: Int?
+    /// The routing policy named for this model, if any.
+    public var policy: String?
 }
 
 /// The fleet the gateway routes over, built from a validated configuration: sites, endpoints and the
 /// catalogue of logical models. Immutable; a reload builds a new one.
 public struct Fleet: Sendable {
     public let sites: [String: Site]
+    /// Site names in a fixed order; `Endpoint.siteIndex` points into it.
+    public let siteNames: [String]
     public let endpoints: [Endpoint]
     /// Logical models in the order they are listed to callers.
     public let models: [LogicalModel]
@@ -78,15 +87,17 @@ public struct Fleet: Sendable {
                 Endpoint(
                     index: index, name: settings.name, url: UpstreamURL(settings.url)!, siteName: siteName,
                     engine: settings.engine, upstreamModelNames: names, apiKeyEnv: settings.apiKeyEnv,
-                    gpu: settings.gpu, pricing: settings.pricing, maxConcurrency: settings.maxConcurrency))
+                    gpu: settings.gpu, pricing: settings.pricing, maxConcurrency: settings.maxConcurrency,
+                    location: sites[siteName]!.location, siteIndex: 0, performance: EndpointPerformance(settings: settings)))
         }
         var models: [LogicalModel] = configuration.models.map {
-            LogicalModel(name: $0.name, aliases: $0.aliases, fallbacks: $0.fallbacks, contextLength: $0.contextLength)
+            LogicalModel(
+                name: $0.name, aliases: $0.aliases, fallbacks: $0.fallbacks, contextLength: $0.contextLength, policy: $0.policy)
         }
         let declared = Set(models.map(\.name))
         for endpoint in configuration.endpoints {
             for model in endpoint.models where !declared.contains(model.name) && !models.contains(where: { $0.name == model.name }) {
-                models.append(LogicalModel(name: model.name, aliases: [], fallbacks: [], contextLength: nil))
+                models.append(LogicalModel(name: model.name, aliases: [], fallbacks: [], contextLength: nil, policy: nil))
             }
         }
         var modelByName: [String: Int] = [:]
@@ -94,7 +105,12 @@ public struct Fleet: Sendable {
             modelByName[model.name] = index
             for alias in model.aliases { modelByName[alias] = index }
         }
+        let siteNames = sites.keys.sorted()
+        var siteIndex: [String: Int] = [:]
+        for (index, name) in siteNames.enumerated() { siteIndex[name] = index }
+        for index in endpoints.indices { endpoints[index].siteIndex = siteIndex[endpoints[index].siteName]! }
         self.sites = sites
+        self.siteNames = siteNames
         self.endpoints = endpoints
         self.models = models
         self.modelByName = modelByName

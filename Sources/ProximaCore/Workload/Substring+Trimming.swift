@@ -1,6 +1,6 @@
 extension Substring {
     /// The text without leading and trailing spaces.
-    func trimmingSpaces() -> Substring {
+    public func trimmingSpaces() -> Substring {
         var result = self
         while result.first == " " { result.removeFirst() }
         while result.last == " " { result.removeLast() }

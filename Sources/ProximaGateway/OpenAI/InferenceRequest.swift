@@ -37,6 +37,8 @@ struct InferenceRequest: Sendable {
     /// The caller asked for the usage chunk at the end of a stream.
     var callerWantsStreamUsage: Bool
     var maxOutputTokens: Int?
+    /// Where the input (`messages`, `prompt` or `input`) sits in the body.
+    var inputRange: Range<Int>
 
     private var modelRange: Range<Int>
     private var streamOptionsRange: Range<Int>?
@@ -59,6 +61,7 @@ struct InferenceRequest: Sendable {
         stream = fields.stream
         callerWantsStreamUsage = fields.includeUsage
         maxOutputTokens = fields.maxOutputTokens
+        inputRange = fields.inputRange
         modelRange = fields.modelRange
         streamOptionsRange = fields.streamOptionsRange
         includeUsageRange = fields.includeUsageRange
@@ -70,6 +73,7 @@ struct InferenceRequest: Sendable {
         var stream: Bool
         var includeUsage: Bool
         var maxOutputTokens: Int?
+        var inputRange: Range<Int>
         var modelRange: Range<Int>
         var streamOptionsRange: Range<Int>?
         var includeUsageRange: Range<Int>?
@@ -155,7 +159,7 @@ struct InferenceRequest: Sendable {
         while end > 0, bytes[end] != UInt8(ascii: "}") { end -= 1 }
         return Parsed(
             model: modelName, stream: stream, includeUsage: includeUsage, maxOutputTokens: maxOutputTokens,
-            modelRange: model.range, streamOptionsRange: streamOptionsRange, includeUsageRange: includeUsageRange,
+            inputRange: input.range, modelRange: model.range, streamOptionsRange: streamOptionsRange, includeUsageRange: includeUsageRange,
             objectEnd: end)
     }
 
@@ -191,5 +195,40 @@ struct InferenceRequest: Sendable {
             output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor...]))
         }
         return output
+    }
+}
+
+extension InferenceRequest {
+    /// Bytes of input per prefix block: about 512 tokens at four bytes per token.
+    static let prefixBlockBytes = 2_048
+    /// Prefix blocks hashed at most (64 KiB of input); longer shared prefixes count as this long.
+    static let maximumPrefixBlocks = 32
+
+    /// The prompt's length in tokens, estimated at four bytes of input per token.
+    var estimatedPromptTokens: Int { max(1, inputRange.count / 4) }
+
+    /// Hashes of the input's leading 2 KiB blocks, each chained to the ones before it, so that two
+    /// requests share the n-th hash exactly when their first n blocks are equal. The router uses
+    /// them to send requests with a shared prefix where that prefix is likely cached.
+    func prefixBlockHashes() -> [UInt64] {
+        let blocks = min(inputRange.count / Self.prefixBlockBytes, Self.maximumPrefixBlocks)
+        guard blocks > 0 else { return [] }
+        var hashes: [UInt64] = []
+        hashes.reserveCapacity(blocks)
+        body.withUnsafeReadableBytes { bytes in
+            var hash: UInt64 = 0x9E37_79B9_7F4A_7C15
+            var offset = inputRange.lowerBound
+            for _ in 0..<blocks {
+                let end = offset + Self.prefixBlockBytes
+                while offset + 8 <= end {
+                    let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                    hash = (hash ^ word) &* 0x9FB2_1C65_1E98_DF25
+                    hash ^= hash >> 29
+                    offset += 8
+                }
+                hashes.append(hash)
+            }
+        }
+        return hashes
     }
 }

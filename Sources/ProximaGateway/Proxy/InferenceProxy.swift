@@ -28,13 +28,11 @@ struct ProxySettings: Sendable {
 /// the next endpoint only while nothing has reached the caller; after that a stream ends with an
 /// error event, never silently.
 struct InferenceProxy: Sendable {
-    let state: FleetState
+    let state: RoutingState
     let client: HTTPClient
     let metrics: GatewayMetrics
     let settings: ProxySettings
     let watch: ConnectionCloseWatch
-    /// `Authorization` header value per endpoint index, from the endpoint's key variable.
-    let authorizations: [String?]
     let logger: Logger
     let allocator = ByteBufferAllocator()
 
@@ -42,7 +40,11 @@ struct InferenceProxy: Sendable {
     struct Exchange: Sendable {
         var request: InferenceRequest
         var model: LogicalModel
-        var plan: RoutePlan
+        var decision: RouteDecision
+        /// The configuration and fleet the request was routed under.
+        var routing: RoutingSnapshot
+        /// Prompt prefix hashes, recorded where the request is sent (prefix affinity).
+        var prefixBlocks: [UInt64] = []
         var requestID: String
         var arrival: ContinuousClock.Instant
         /// The caller's `x-proxima-client-location`, passed on to emulated endpoints only, which use it
@@ -58,15 +60,21 @@ struct InferenceProxy: Sendable {
         let totalDeadline = exchange.arrival + settings.total
         var lastError = GatewayError.noCapacity("No endpoint could serve model '\(exchange.model.name)'.")
         var attempts = 0
-        for candidate in exchange.plan.candidates {
-            guard attempts < settings.maxAttempts else { break }
-            guard ContinuousClock.now < totalDeadline else {
-                lastError = .upstreamTimeout("The request exceeded the total time limit before any endpoint answered.")
-                break
+        for (position, candidate) in exchange.decision.candidates.enumerated() {
+            let endpoint = exchange.routing.fleet.endpoints[candidate.endpoint]
+            let ref = EndpointRef(index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation)
+            if position > 0 {
+                guard attempts < settings.maxAttempts else { break }
+                guard ContinuousClock.now < totalDeadline else {
+                    lastError = .upstreamTimeout("The request exceeded the total time limit before any endpoint answered.")
+                    break
+                }
+                // The router claimed the first candidate when it chose it; later ones are claimed
+                // here, and skipped if they can no longer take requests (breaker opened meanwhile).
+                guard state.begin(ref, prefixBlocks: exchange.prefixBlocks) else { continue }
+                metrics.recordRetry(model: exchange.model.name)
             }
             attempts += 1
-            if attempts > 1 { metrics.recordRetry(model: exchange.model.name) }
-            let endpoint = state.fleet.endpoints[candidate.endpoint]
             let sentAt = ContinuousClock.now
             let deadline = min(sentAt + settings.firstByte, totalDeadline)
             do {
@@ -77,35 +85,44 @@ struct InferenceProxy: Sendable {
                 }
                 switch outcome {
                 case .answered(let response):
-                    state.recordSuccess(endpoint.index)
+                    // A whole answer: its time includes generation, so it teaches nothing about TTFT.
+                    state.firstToken(ref, ttft: nil, predicted: nil)
+                    state.end(ref, outcome: .success, sawFirstToken: true)
                     return response
                 case .stream(let upstream):
-                    state.recordSuccess(endpoint.index)
-                    exchange.upstreamWait += (upstream.firstEventAt ?? ContinuousClock.now) - sentAt
-                    return streamResponse(exchange, endpoint: endpoint, upstream: upstream, supervisor: supervisor, totalDeadline: totalDeadline)
+                    let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
+                    state.firstToken(
+                        ref, ttft: (firstEventAt - sentAt).seconds,
+                        predicted: observablePrediction(candidate, endpoint: endpoint, exchange: exchange))
+                    exchange.upstreamWait += firstEventAt - sentAt
+                    return streamResponse(
+                        exchange, candidate: candidate, endpoint: endpoint, ref: ref, upstream: upstream, supervisor: supervisor,
+                        totalDeadline: totalDeadline)
                 case .failed(let kind, let error):
                     exchange.upstreamWait += ContinuousClock.now - sentAt
                     lastError = error
-                    recordFailure(endpoint, kind: kind, error: error, exchange: exchange)
+                    recordFailure(endpoint, ref: ref, kind: kind, error: error, exchange: exchange)
                 }
             } catch SupervisionStop.callerDisconnected {
+                state.end(ref, outcome: .abandoned, sawFirstToken: false)
                 metrics.recordCallerDisconnect(model: exchange.model.name)
                 finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
             } catch is CancellationError {
                 // The gateway is shutting down: not the endpoint's fault.
+                state.end(ref, outcome: .abandoned, sawFirstToken: false)
                 finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
                 throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
                 lastError = .upstreamTimeout("Endpoint '\(endpoint.name)' did not answer within the time limit.")
-                recordFailure(endpoint, kind: .timeout, error: lastError, exchange: exchange)
+                recordFailure(endpoint, ref: ref, kind: .timeout, error: lastError, exchange: exchange)
             } catch {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
                 let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
                 lastError = mapped
-                recordFailure(endpoint, kind: kind, error: mapped, exchange: exchange)
+                recordFailure(endpoint, ref: ref, kind: kind, error: mapped, exchange: exchange)
             }
         }
         finish(exchange, endpoint: "none", status: lastError.status.code, usage: nil)
@@ -113,8 +130,16 @@ struct InferenceProxy: Sendable {
         throw lastError
     }
 
-    private func recordFailure(_ endpoint: Endpoint, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
-        state.recordFailure(endpoint.index)
+    /// What the gateway itself will measure as TTFT if the router's model is right: queue wait and
+    /// prefill, plus the caller's round trip when the endpoint is emulated (it adds that delay).
+    private func observablePrediction(_ candidate: RouteCandidate, endpoint: Endpoint, exchange: Exchange) -> Double {
+        let evaluation = candidate.evaluation
+        let network = endpoint.engine == .emulated && exchange.clientLocation != nil ? evaluation.rttSeconds : 0
+        return evaluation.modelQueueWaitSeconds + evaluation.prefillSeconds + network
+    }
+
+    private func recordFailure(_ endpoint: Endpoint, ref: EndpointRef, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
+        state.end(ref, outcome: .failure, sawFirstToken: false)
         metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
         logger.warning(
             "upstream attempt failed",
@@ -147,7 +172,7 @@ struct InferenceProxy: Sendable {
         upstream.headers.add(name: "content-type", value: "application/json")
         upstream.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
         upstream.headers.add(name: "x-request-id", value: exchange.requestID)
-        if let authorization = authorizations[endpoint.index] {
+        if let authorization = exchange.routing.authorizations[endpoint.index] {
             upstream.headers.add(name: "authorization", value: authorization)
         }
         if endpoint.engine == .emulated, let location = exchange.clientLocation {
@@ -166,7 +191,7 @@ struct InferenceProxy: Sendable {
         guard (200..<300).contains(status) else {
             // The upstream's own verdict on the request (e.g. context too long): pass it through.
             let body = try await Self.collect(response.body, limit: 1 << 20)
-            var headers = responseHeaders(exchange, endpoint: endpoint)
+            var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
             headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
             var finished = exchange
             finished.upstreamWait += ContinuousClock.now - sentAt
@@ -183,7 +208,7 @@ struct InferenceProxy: Sendable {
             let received = ContinuousClock.now
             let usage = TokenUsage.read(responseBody: body)
             metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, received - exchange.arrival)
-            var headers = responseHeaders(exchange, endpoint: endpoint)
+            var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
             headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
             var finished = exchange
             finished.upstreamWait += received - sentAt
@@ -202,10 +227,10 @@ struct InferenceProxy: Sendable {
     // MARK: streaming
 
     private func streamResponse(
-        _ exchange: Exchange, endpoint: Endpoint, upstream: UpstreamStream, supervisor: RequestSupervisor,
-        totalDeadline: ContinuousClock.Instant
+        _ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint, ref: EndpointRef, upstream: UpstreamStream,
+        supervisor: RequestSupervisor, totalDeadline: ContinuousClock.Instant
     ) -> Response {
-        var headers = responseHeaders(exchange, endpoint: endpoint)
+        var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
@@ -218,6 +243,7 @@ struct InferenceProxy: Sendable {
                 var exchange = exchange
                 var relay = StreamRelay(callerWantsUsage: exchange.request.callerWantsStreamUsage)
                 var status = 200
+                var cancelled = false
                 do {
                     try await supervisor.run(until: totalDeadline) {
                         try await relay.run(upstream: upstream, writer: &writer)
@@ -232,10 +258,10 @@ struct InferenceProxy: Sendable {
                     status = 499
                     proxy.metrics.recordCallerDisconnect(model: exchange.model.name)
                 } catch is CancellationError {
-                // The gateway is shutting down: not the endpoint's fault.
-                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
-                throw CancellationError()
-            } catch SupervisionStop.deadlineExceeded {
+                    // The gateway is shutting down: not the endpoint's fault.
+                    status = 499
+                    cancelled = true
+                } catch SupervisionStop.deadlineExceeded {
                     status = 504
                     let failure = StreamRelay.Failure.totalTimeout
                     proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
@@ -244,14 +270,24 @@ struct InferenceProxy: Sendable {
                 } catch {
                     status = 499
                 }
-                exchange.upstreamWait += ContinuousClock.now - relayStart
+                let ended = ContinuousClock.now
+                exchange.upstreamWait += ended - relayStart
+                let outcome: EndpointOutcome =
+                    switch status {
+                    case 200: .success
+                    case 499: .abandoned
+                    case 504: .abandoned  // the request's own time limit, not the endpoint's failure
+                    default: .failure
+                    }
+                let pace = relay.contentEvents > 1 ? (ended - firstEventAt).seconds / Double(relay.contentEvents - 1) : nil
+                proxy.state.end(ref, outcome: outcome, sawFirstToken: true, timePerOutputToken: status == 200 ? pace : nil)
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
                 proxy.finish(exchange, endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil)
+                if cancelled { throw CancellationError() }
             })
     }
 
     private func reportMidStreamFailure(_ failure: StreamRelay.Failure, exchange: Exchange, endpoint: Endpoint) {
-        state.recordFailure(endpoint.index)
         metrics.recordUpstreamError(endpoint: endpoint.name, kind: failure.kind)
         logger.warning(
             "stream ended by an upstream failure",
@@ -275,13 +311,29 @@ struct InferenceProxy: Sendable {
 
     // MARK: bookkeeping
 
-    func responseHeaders(_ exchange: Exchange, endpoint: Endpoint) -> HTTPFields {
+    func responseHeaders(_ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint) -> HTTPFields {
         var headers = HTTPFields()
         headers.reserveCapacity(6)
         headers[.requestID] = exchange.requestID
         headers[.proximaEndpoint] = endpoint.name
         headers[.proximaSite] = endpoint.siteName
+        headers[.proximaRoute] = routeSummary(exchange, candidate: candidate, endpoint: endpoint)
         return headers
+    }
+
+    /// The compact explanation sent as `x-proxima-route`: policy, endpoint, predicted TTFT and cost,
+    /// and the runner-up.
+    func routeSummary(_ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint) -> String {
+        let evaluation = candidate.evaluation
+        var summary = "policy=\(exchange.decision.policy); endpoint=\(endpoint.name)"
+        summary += "; ttft_ms=\(Int((evaluation.predictedTTFTSeconds * 1000).rounded()))"
+        summary += "; cost_usd=\(RouteExplanation.decimal(evaluation.costUSD, digits: 8))"
+        let candidates = exchange.decision.candidates
+        if let runnerUp = candidates.first(where: { $0.endpoint != candidate.endpoint }) {
+            summary += "; runner_up=\(exchange.routing.fleet.endpoints[runnerUp.endpoint].name)"
+        }
+        if candidate.endpoint != candidates.first?.endpoint { summary += "; failover=true" }
+        return summary
     }
 
     /// A rough count for answers whose usage the upstream did not report (an aborted stream, an
@@ -363,4 +415,6 @@ extension HTTPField.Name {
     static let proximaEndpoint = HTTPField.Name("x-proxima-endpoint")!
     static let proximaSite = HTTPField.Name("x-proxima-site")!
     static let proximaClientLocation = HTTPField.Name("x-proxima-client-location")!
+    static let proximaRoute = HTTPField.Name("x-proxima-route")!
+    static let proximaPolicy = HTTPField.Name("x-proxima-policy")!
 }

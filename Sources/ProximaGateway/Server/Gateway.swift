@@ -13,39 +13,32 @@ import UnixSignals
 /// configuration, then `run()` it; it stops gracefully on SIGTERM/SIGINT, letting in-flight requests
 /// finish for the configured grace period before cancelling them.
 public struct Gateway: Sendable {
+    /// The configuration the gateway started with; admin changes and reloads live in `state`.
     public let configuration: ProximaConfiguration
     public let metrics: GatewayMetrics
-    let state: FleetState
+    let state: RoutingState
     let client: HTTPClient
     let logger: Logger
     let startedAt = Date()
     let requestIDs = RequestIDGenerator()
     let proxy: InferenceProxy
-    /// Orders the endpoints a request is tried on.
-    let selector: any EndpointSelector
+    let environment: [String: String]
+    /// Where a reload (SIGHUP or the admin API) reads the configuration from, if from a file.
+    let reloadSource: (@Sendable () throws -> ProximaConfiguration)?
 
     /// Builds the gateway. Fails with ``InvalidConfiguration`` when the configuration is not usable,
     /// including an endpoint whose key variable is not set.
     public init(
         configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
-        logger: Logger, metrics: GatewayMetrics = GatewayMetrics()
+        logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil
     ) throws {
-        let fleet = try Fleet(configuration: configuration)
-        var problems: [ConfigurationProblem] = []
-        let authorizations: [String?] = configuration.endpoints.enumerated().map { index, endpoint in
-            guard let variable = endpoint.apiKeyEnv else { return nil }
-            guard let key = environment[variable], !key.isEmpty else {
-                problems.append(.init("endpoints[\(index)].api_key_env", "environment variable \(variable) is not set"))
-                return nil
-            }
-            return "Bearer \(key)"
-        }
-        if !problems.isEmpty { throw InvalidConfiguration(problems: problems) }
-
         self.configuration = configuration
+        self.environment = environment
+        self.reloadSource = reloadSource
         self.metrics = metrics
         self.logger = logger
-        self.state = FleetState(fleet: fleet, failureCooldownSeconds: configuration.server.failureCooldownSeconds)
+        self.state = try RoutingState(configuration: configuration, environment: environment)
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow
         clientConfiguration.decompression = .disabled
@@ -60,10 +53,9 @@ public struct Gateway: Sendable {
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         clientConfiguration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
-        self.selector = RotationSelector()
         self.proxy = InferenceProxy(
             state: state, client: client, metrics: metrics, settings: ProxySettings(configuration.server),
-            watch: ConnectionCloseWatch(), authorizations: authorizations, logger: logger)
+            watch: ConnectionCloseWatch(), logger: logger)
     }
 
     /// The HTTP routes of the gateway.
@@ -84,9 +76,10 @@ public struct Gateway: Sendable {
         router.get("/v1/models") { _, _ in modelList() }
         router.get("/v1/models/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let model = state.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            guard let model = state.snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
             return jsonResponse(modelObject(model.name))
         }
+        router.post("/v1/route/explain") { request, _ in try await explainRoute(request) }
         router.get("/healthz") { _, _ in jsonResponse("{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in readiness() }
         router.get("/metrics") { _, _ in
@@ -140,7 +133,7 @@ public struct Gateway: Sendable {
         var modelLabel = "unknown"
         // Failures before proxying are accounted here; from `forward` on, the proxy accounts for
         // every outcome itself (streams finish after this function has returned).
-        let exchange: InferenceProxy.Exchange
+        var exchange: InferenceProxy.Exchange
         do {
             if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
                 throw GatewayError.bodyTooLarge(limit: limit)
@@ -152,19 +145,19 @@ public struct Gateway: Sendable {
                 throw GatewayError.bodyTooLarge(limit: limit)
             }
             let inference = try InferenceRequest(operation: operation, body: body)
-            guard let model = state.fleet.model(named: inference.model) else {
+            let routing = state.snapshot
+            guard let model = routing.fleet.model(named: inference.model) else {
                 throw GatewayError.modelNotFound(inference.model)
             }
             modelLabel = model.name
-            let plan = selector.plan(
-                for: RouteRequest(model: model, stream: inference.stream), in: state.fleet, health: state.healthBoard,
-                now: state.now())
-            guard !plan.candidates.isEmpty else {
-                throw GatewayError.noCapacity("No endpoint serves model '\(model.name)'.")
-            }
+            let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
+            let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
+            let (snapshot, decision) = state.route(routeRequest, policy: policy, limit: proxy.settings.maxAttempts + 1)
+            guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
             exchange = InferenceProxy.Exchange(
-                request: inference, model: model, plan: plan, requestID: context.requestID, arrival: arrival,
-                clientLocation: request.headers[.proximaClientLocation].flatMap { $0.utf8.count <= 64 ? $0 : nil })
+                request: inference, model: model, decision: decision, routing: snapshot, requestID: context.requestID,
+                arrival: arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
+            exchange.prefixBlocks = routeRequest.prefixBlocks
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
@@ -180,7 +173,7 @@ public struct Gateway: Sendable {
     }
 
     func modelList() -> Response {
-        let data = state.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
+        let data = state.snapshot.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
         return jsonResponse("{\"object\":\"list\",\"data\":[\(data)]}")
     }
 
@@ -188,16 +181,23 @@ public struct Gateway: Sendable {
         "{\"id\":\(JSONScanner.quoted(name)),\"object\":\"model\",\"created\":\(Int(startedAt.timeIntervalSince1970)),\"owned_by\":\"proxima\"}"
     }
 
+    /// Ready while at least one endpoint can take requests (not drained, breaker not open).
     func readiness() -> Response {
-        let board = state.healthBoard
-        let now = state.now()
-        var healthyCount = 0
-        let endpoints = state.fleet.endpoints.map { endpoint -> String in
-            let healthy = board.isHealthy(endpoint.index, at: now)
-            if healthy { healthyCount += 1 }
-            return "{\"name\":\(JSONScanner.quoted(endpoint.name)),\"site\":\(JSONScanner.quoted(endpoint.siteName)),\"healthy\":\(healthy)}"
+        let (snapshot, telemetry, now) = state.current()
+        var availableCount = 0
+        let endpoints = snapshot.fleet.endpoints.map { endpoint -> String in
+            let status = telemetry[endpoint.index]
+            let available = !status.drained && status.breaker.allowsRequest(at: now)
+            if available { availableCount += 1 }
+            var item = JSONObjectWriter()
+            item.string("name", endpoint.name)
+            item.string("site", endpoint.siteName)
+            item.bool("healthy", available)
+            item.string("breaker", status.breaker.state(at: now).rawValue)
+            item.bool("drained", status.drained)
+            return item.finished()
         }
-        let ready = healthyCount > 0
+        let ready = availableCount > 0
         let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\",\"endpoints\":[\(endpoints.joined(separator: ","))]}"
         return jsonResponse(body, status: ready ? .ok : .serviceUnavailable)
     }
