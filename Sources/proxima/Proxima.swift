@@ -33,26 +33,32 @@ struct ServerOptions: ParsableArguments {
     var logFormat: String?
 
     /// File, then environment, then these flags; quick-mode upstreams are added as endpoints.
-    func resolve() async throws -> ProximaConfiguration {
-        let environment = ProcessInfo.processInfo.environment
-        var configuration: ProximaConfiguration
+    /// Returns the configuration and the endpoints discovered from `--upstream`.
+    func resolve() async throws -> (ProximaConfiguration, [EndpointSettings]) {
         if config == nil && upstream.isEmpty {
             throw ValidationError("give --config FILE or at least one --upstream URL")
         }
-        if let config {
-            configuration = try ConfigurationLoader.parse(yaml: try String(contentsOfFile: config, encoding: .utf8))
-        } else {
-            configuration = ProximaConfiguration()
+        let discovered = upstream.isEmpty ? [] : try await UpstreamDiscovery.endpoints(for: upstream)
+        let configuration = try Self.fileConfiguration(
+            file: config, host: host, port: port, logLevel: logLevel, logFormat: logFormat, adding: discovered)
+        return (configuration, discovered)
+    }
+
+    /// The configuration from the file (if any), the environment and the flags, plus `endpoints`;
+    /// also what a reload reads.
+    static func fileConfiguration(
+        file: String?, host: String?, port: Int?, logLevel: String?, logFormat: String?, adding endpoints: [EndpointSettings]
+    ) throws -> ProximaConfiguration {
+        var configuration = ProximaConfiguration()
+        if let file {
+            configuration = try ConfigurationLoader.parse(yaml: try String(contentsOfFile: file, encoding: .utf8))
         }
-        try ConfigurationLoader.applyEnvironment(environment, to: &configuration)
+        try ConfigurationLoader.applyEnvironment(ProcessInfo.processInfo.environment, to: &configuration)
         if let host { configuration.server.host = host }
         if let port { configuration.server.port = port }
         if let logLevel { configuration.logging.level = logLevel }
         if let logFormat { configuration.logging.format = logFormat }
-        if !upstream.isEmpty {
-            let discovered = try await UpstreamDiscovery.endpoints(for: upstream)
-            configuration.endpoints += discovered
-        }
+        configuration.endpoints += endpoints
         try configuration.validate()
         return configuration
     }
@@ -65,8 +71,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration: ProximaConfiguration
+        let discovered: [EndpointSettings]
         do {
-            configuration = try await options.resolve()
+            (configuration, discovered) = try await options.resolve()
         } catch let error as InvalidConfiguration {
             FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))
             throw ExitCode(78)
@@ -82,7 +89,15 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "proxima")
-        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let (file, host, port, logLevel, logFormat) = (options.config, options.host, options.port, options.logLevel, options.logFormat)
+        var reloadSource: (@Sendable () throws -> ProximaConfiguration)?
+        if file != nil {
+            reloadSource = { @Sendable in
+                try ServerOptions.fileConfiguration(
+                    file: file, host: host, port: port, logLevel: logLevel, logFormat: logFormat, adding: discovered)
+            }
+        }
+        let gateway = try Gateway(configuration: configuration, logger: logger, reloadSource: reloadSource)
         let models = gateway.configuration.endpoints.flatMap { $0.models.map(\.name) }
         try await gateway.run { channel in
             let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"

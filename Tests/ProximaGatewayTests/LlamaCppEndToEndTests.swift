@@ -29,7 +29,8 @@ struct LlamaCppEndToEndTests {
 
     /// Starts `count` llama.cpp servers and a gateway over them, runs `body`, and stops them all.
     func withFleet(
-        _ count: Int, embeddings: Bool = false, _ body: ([LlamaServer], RunningGateway) async throws -> Void
+        _ count: Int, embeddings: Bool = false, monitor: Bool = false,
+        _ body: ([LlamaServer], RunningGateway) async throws -> Void
     ) async throws {
         var servers: [LlamaServer] = []
         var embeddingsServer: EmbeddingsServer?
@@ -39,7 +40,10 @@ struct LlamaCppEndToEndTests {
         }
         for _ in 0..<count { servers.append(try await LlamaServer.start()) }
         if embeddings { embeddingsServer = try await EmbeddingsServer.start() }
-        let gateway = try await RunningGateway.start(Self.configuration(servers, embeddings: embeddingsServer))
+        var configuration = Self.configuration(servers, embeddings: embeddingsServer)
+        configuration.routing.telemetry.scrapeIntervalSeconds = 0.2
+        let gateway = try await RunningGateway.start(
+            configuration, environment: ["PROXIMA_ADMIN_TOKEN": "t"], monitor: monitor)
         do {
             try await body(servers, gateway)
         } catch {
@@ -126,6 +130,48 @@ struct LlamaCppEndToEndTests {
             let stopped = try await eventually(timeout: .seconds(5)) { try await server.requestsProcessing() == 0 }
             #expect(stopped, "llama-server still generating 5 s after the caller left")
         }
+    }
+}
+
+extension LlamaCppEndToEndTests {
+    @Test func theMonitorReadsTheLlamaServersLoadAndTheRouterUsesIt() async throws {
+        try await withFleet(1, monitor: true) { servers, gateway in
+            let generation = Task {
+                try await TestHTTP.post(
+                    gateway.baseURL + "/v1/chat/completions",
+                    json: #"{"model":"smollm2","messages":[{"role":"user","content":"Count slowly."}],"max_tokens":400,"ignore_eos":true}"#)
+            }
+            func engine() async throws -> [String: Any]? {
+                var request = HTTPClientRequest(url: gateway.baseURL + "/admin/fleet")
+                request.headers.add(name: "authorization", value: "Bearer t")
+                let endpoints = try await TestHTTP.send(request).json?["endpoints"] as? [[String: Any]]
+                return endpoints?.first?["engine"] as? [String: Any]
+            }
+            let busy = try await eventually(timeout: .seconds(20)) { (try await engine()?["running"] as? Double ?? 0) >= 1 }
+            #expect(busy, "llamacpp:requests_processing read through /metrics")
+            let explained = try await TestHTTP.post(
+                gateway.baseURL + "/v1/route/explain", json: #"{"model":"smollm2","messages":[{"role":"user","content":"Hi"}]}"#)
+            let candidate = (explained.json?["candidates"] as? [[String: Any]])?.first
+            #expect(candidate?["load_source"] as? String == "engine")
+            #expect((candidate?["load"] as? Double ?? 0) >= 1)
+            #expect(try await generation.value.status == 200)
+            #expect(try await engine()?["fresh"] as? Bool == true)
+            _ = servers
+        }
+    }
+}
+
+@Suite struct EndpointMonitorParsingTests {
+    @Test func llamaCppSlotsCountTheBusyOnes() {
+        let body = ByteBuffer(
+            string: #"[{"id":0,"is_processing":true,"n_ctx":2048},{"id":1,"is_processing": false},{"id":2,"is_processing": true}]"#)
+        #expect(EndpointMonitor.slotsLoad(body) == EngineLoadSnapshot(running: 2, waiting: 0))
+        #expect(EndpointMonitor.slotsLoad(ByteBuffer(string: #"{"error":"disabled"}"#)) == nil)
+    }
+
+    @Test func theServerRootDropsTheAPIPrefix() {
+        #expect(UpstreamURL("http://10.0.0.5:8000/v1")?.serverRoot == "http://10.0.0.5:8000")
+        #expect(UpstreamURL("https://gpu.example/llama/v1")?.serverRoot == "https://gpu.example:443/llama")
     }
 }
 

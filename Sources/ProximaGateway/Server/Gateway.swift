@@ -80,6 +80,7 @@ public struct Gateway: Sendable {
             return jsonResponse(modelObject(model.name))
         }
         router.post("/v1/route/explain") { request, _ in try await explainRoute(request) }
+        addAdminRoutes(to: router)
         router.get("/healthz") { _, _ in jsonResponse("{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in readiness() }
         router.get("/metrics") { _, _ in
@@ -102,14 +103,20 @@ public struct Gateway: Sendable {
             logger: logger)
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the configuration.
     public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         let group = ServiceGroup(
             configuration: serviceGroupConfiguration(
-                services: [UpstreamClientService(client: client), makeApplication(onServerRunning: onServerRunning)],
+                services: [
+                    UpstreamClientService(client: client), endpointMonitor(), ReloadOnHangup(gateway: self),
+                    makeApplication(onServerRunning: onServerRunning),
+                ],
                 signals: [.sigterm, .sigint]))
         try await group.run()
     }
+
+    /// The service that reads engine metrics and checks endpoints on an interval.
+    public func endpointMonitor() -> some Service { EndpointMonitor(state: state, client: client, logger: logger) }
 
     /// The service group configuration: services shut down in reverse order (server first, then the
     /// upstream client), in-flight work gets the grace period, then is cancelled.
@@ -121,7 +128,26 @@ public struct Gateway: Sendable {
         return configuration
     }
 
-    /// A service that owns the upstream HTTP client and shuts it down last.
+    /// Reloads the configuration on SIGHUP; a configuration that cannot be used is logged and ignored.
+struct ReloadOnHangup: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        guard gateway.reloadSource != nil else { return }
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                do {
+                    try gateway.reload()
+                } catch {
+                    gateway.logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}
+
+/// A service that owns the upstream HTTP client and shuts it down last.
     public func upstreamClientService() -> some Service { UpstreamClientService(client: client) }
 
     // MARK: handlers

@@ -19,7 +19,10 @@ final class RunningGateway: Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    static func start(_ configuration: ProximaConfiguration, environment: [String: String] = [:]) async throws -> RunningGateway {
+    /// - Parameter monitor: also run the endpoint monitor (metrics reads and health checks).
+    static func start(
+        _ configuration: ProximaConfiguration, environment: [String: String] = [:], monitor: Bool = false
+    ) async throws -> RunningGateway {
         var configuration = configuration
         configuration.server.host = "127.0.0.1"
         configuration.server.port = 0
@@ -33,7 +36,8 @@ final class RunningGateway: Sendable {
         }
         let group = ServiceGroup(
             configuration: gateway.serviceGroupConfiguration(
-                services: [gateway.upstreamClientService(), application], signals: []))
+                services: [gateway.upstreamClientService()] + (monitor ? [gateway.endpointMonitor()] : []) + [application],
+                signals: []))
         let task = Task { try await group.run() }
         var iterator = portStream.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
