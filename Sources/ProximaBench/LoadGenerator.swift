@@ -17,6 +17,24 @@ public struct RequestOutcome: Sendable, Equatable {
     public var lateStart: Double
     /// Why it failed, nil on success: `http_503`, `transport`, `stream_error`, `truncated`, `client_limit`.
     public var error: String?
+    /// The endpoint that answered, from the gateway's `x-proxima-endpoint` header.
+    public var endpoint: String?
+    /// Prompt tokens as the usage chunk reported them.
+    public var promptTokens: Int?
+
+    public init(
+        metro: Int, timeToFirstToken: Double? = nil, endToEnd: Double, outputTokens: Int, lateStart: Double,
+        error: String? = nil, endpoint: String? = nil, promptTokens: Int? = nil
+    ) {
+        self.metro = metro
+        self.timeToFirstToken = timeToFirstToken
+        self.endToEnd = endToEnd
+        self.outputTokens = outputTokens
+        self.lateStart = lateStart
+        self.error = error
+        self.endpoint = endpoint
+        self.promptTokens = promptTokens
+    }
 }
 
 /// Sends a plan's requests open-loop (each at its planned time, whatever the answers do) to an
@@ -29,8 +47,14 @@ public final class LoadGenerator: Sendable {
         public var maxInFlight: Int
         public var requestTimeout: Duration
         public var apiKey: String?
+        /// Sent as `x-proxima-policy` when set.
+        public var policy: String?
 
-        public init(baseURL: String, model: String, maxInFlight: Int = 10_000, requestTimeout: Duration = .seconds(300), apiKey: String? = nil) {
+        public init(
+            baseURL: String, model: String, maxInFlight: Int = 10_000, requestTimeout: Duration = .seconds(300), apiKey: String? = nil,
+            policy: String? = nil
+        ) {
+            self.policy = policy
             self.baseURL = baseURL
             self.model = model
             self.maxInFlight = maxInFlight
@@ -117,6 +141,7 @@ public final class LoadGenerator: Sendable {
         request.headers.add(name: "x-proxima-client-location", value: "\(metro.location.latitude),\(metro.location.longitude)")
         request.headers.add(name: "x-proxima-client-region", value: metro.name)
         if let apiKey = settings.apiKey { request.headers.add(name: "authorization", value: "Bearer \(apiKey)") }
+        if let policy = settings.policy { request.headers.add(name: "x-proxima-policy", value: policy) }
         let body =
             "{\"model\":\(Self.quoted(settings.model)),\"messages\":[{\"role\":\"user\",\"content\":\(Self.quoted(prompt))}],"
             + "\"max_tokens\":\(max(1, outputTokens)),\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
@@ -125,6 +150,7 @@ public final class LoadGenerator: Sendable {
         var outcome = RequestOutcome(metro: 0, endToEnd: 0, outputTokens: 0, lateStart: 0)
         do {
             let response = try await client.execute(request, timeout: .nanoseconds(settings.requestTimeout.nanosecondsValue))
+            outcome.endpoint = response.headers.first(name: "x-proxima-endpoint")
             guard response.status == .ok else {
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 outcome.error = "http_\(response.status.code)"
@@ -140,6 +166,7 @@ public final class LoadGenerator: Sendable {
             }
             outcome.endToEnd = (ContinuousClock.now - start).seconds
             outcome.outputTokens = scanner.reportedCompletionTokens ?? scanner.contentEvents
+            outcome.promptTokens = scanner.reportedPromptTokens
             if scanner.sawError {
                 outcome.error = "stream_error"
             } else if !scanner.sawDone {
@@ -172,6 +199,7 @@ public final class LoadGenerator: Sendable {
 struct StreamScanner {
     private(set) var contentEvents = 0
     private(set) var reportedCompletionTokens: Int?
+    private(set) var reportedPromptTokens: Int?
     private(set) var sawDone = false
     private(set) var sawError = false
     private var pending = ""
@@ -194,6 +222,9 @@ struct StreamScanner {
         } else if let usage = event.range(of: "\"completion_tokens\":") {
             let digits = event[usage.upperBound...].drop { $0 == " " }.prefix { $0.isNumber }
             reportedCompletionTokens = Int(digits)
+            if let prompt = event.range(of: "\"prompt_tokens\":") {
+                reportedPromptTokens = Int(event[prompt.upperBound...].drop { $0 == " " }.prefix { $0.isNumber })
+            }
         }
         if event.contains("\"content\":\"") || event.contains("\"text\":\"") {
             if !event.contains("\"content\":\"\"") && !event.contains("\"text\":\"\"") { contentEvents += 1 }

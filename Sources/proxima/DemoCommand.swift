@@ -6,6 +6,7 @@ import ProximaCore
 import ProximaEmulator
 import ProximaGateway
 import ServiceLifecycle
+import UnixSignals
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,53 +33,90 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Gateway port.")
     var port: Int = 8080
 
-    @Flag(help: "Leave the fleet and the gateway running after the replay, for your own requests.")
+    @Option(help: "Routing policies to compare, each on a fresh fleet with the same workload (comma-separated).")
+    var policies: String = "balanced,slo,round-robin,least-inflight,nearest,centralized"
+
+    @Option(help: "TTFT target in seconds for the slo policy and for SLO attainment.")
+    var ttftTarget: Double = 1.0
+
+    @Option(help: "Also write the comparison as JSON to this file.")
+    var json: String?
+
+    @Flag(help: "Leave the fleet and the gateway (last policy) running after the replay, for your own requests.")
     var keepRunning = false
 
     func run() async throws {
         var configuration = try ConfigurationLoader.load(path: fleet, environment: ProcessInfo.processInfo.environment)
         configuration.server.port = port
-        var quiet = Logger(label: "proxima-demo")
-        quiet.logLevel = .warning
+        configuration.routing.ttftTargetSeconds = ttftTarget
+        let policyNames = policies.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
+        for name in policyNames where RoutingPolicy.named(name, in: configuration.routing) == nil {
+            throw ValidationError("unknown policy '\(name)' (known: \(RoutingPolicy.names(in: configuration.routing).joined(separator: ", ")))")
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .warning
             return handler
         }
-        let emulated = try await EmulatorFleet.start(configuration: configuration, logger: quiet)
-        let gateway = try Gateway(configuration: configuration, logger: quiet)
-        let gatewayTask = Task { try await gateway.run() }
-        try await Task.sleep(for: .milliseconds(500))
+        var quiet = Logger(label: "proxima-demo")
+        quiet.logLevel = .warning
         let fleetModel = try Fleet(configuration: configuration)
-        print("Emulated fleet: \(emulated.endpointNames.count) endpoints on \(fleetModel.sites.count) sites; gateway on http://127.0.0.1:\(port)/v1")
-
         let workload = loadWorkload()
-        let plan = LoadPlan(trace: workload, metros: Metro.world, skipSeconds: workload.name == "azure" ? skip : 0, timeScale: timeScale, maxDuration: duration, maxOutputTokens: 128, seed: 7)
-        print("Replaying \(workload.name): \(plan.requests.count) requests over \(Int(plan.duration)) s from \(Metro.world.count) metros\n")
+        let plan = LoadPlan(
+            trace: workload, metros: Metro.world, skipSeconds: workload.name == "azure" ? skip : 0, timeScale: timeScale,
+            maxDuration: duration, maxOutputTokens: 128, seed: 7)
         let model = configuration.models.first?.name ?? fleetModel.models.first?.name ?? "default"
-        let generator = LoadGenerator(settings: .init(baseURL: "http://127.0.0.1:\(port)/v1", model: model, maxInFlight: 4_000))
-        let started = ContinuousClock.now
-        let progress = Task { await showProgress(generator, total: plan.requests.count, planned: plan.duration, started: started) }
-        let outcomes = await generator.run(plan)
-        progress.cancel()
-        _ = await progress.value
-        let elapsed = ContinuousClock.now - started
-        let report = LoadReport(
-            target: "gateway (round-robin)", workload: workload.name, outcomes: outcomes, metros: Metro.world,
-            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-        print("\nTTFT per caller region:\n" + report.table())
-        print("\nLoad per site:\n" + siteTable(gateway: gateway, fleet: fleetModel))
+        print("Emulated fleet: \(fleetModel.endpoints.count) endpoints on \(fleetModel.sites.count) sites; gateway on http://127.0.0.1:\(port)/v1")
+        print("Workload: \(workload.name), \(plan.requests.count) requests over \(Int(plan.duration)) s from \(Metro.world.count) metros, replayed once per policy on a fresh fleet\n")
 
-        if keepRunning {
-            print("\nThe gateway keeps running on http://127.0.0.1:\(port)/v1 (model '\(model)'); Ctrl-C stops it. Try:")
-            print("  curl -s http://127.0.0.1:\(port)/v1/chat/completions -H 'content-type: application/json' \\")
-            print("    -H 'x-proxima-client-location: 35.68,139.69' -d '{\"model\":\"\(model)\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'")
-            _ = try? await gatewayTask.value
-        } else {
-            gatewayTask.cancel()
-            _ = try? await gatewayTask.value
+        var results: [PolicyResult] = []
+        for (index, policy) in policyNames.enumerated() {
+            var run = configuration
+            run.routing.policy = policy
+            let emulated = try await EmulatorFleet.start(configuration: run, logger: quiet)
+            let gateway = try Gateway(configuration: run, logger: quiet)
+            let group = ServiceGroup(
+                configuration: gateway.serviceGroupConfiguration(
+                    services: [gateway.upstreamClientService(), gateway.endpointMonitor(), gateway.makeApplication()],
+                    signals: [.sigterm, .sigint]))
+            let gatewayTask = Task { try await group.run() }
+            try await Task.sleep(for: .milliseconds(500))
+            print("[\(index + 1)/\(policyNames.count)] \(policy)")
+            let generator = LoadGenerator(settings: .init(baseURL: "http://127.0.0.1:\(port)/v1", model: model, maxInFlight: 4_000))
+            let started = ContinuousClock.now
+            let progress = Task { await showProgress(generator, total: plan.requests.count, planned: plan.duration, started: started) }
+            let outcomes = await generator.run(plan)
+            progress.cancel()
+            _ = await progress.value
+            let elapsed = ContinuousClock.now - started
+            let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let result = PolicyResult(policy: policy, outcomes: outcomes, fleet: fleetModel, ttftTargetSeconds: ttftTarget, wallSeconds: wall)
+            results.append(result)
+            print(String(format: "\n  TTFT p50 %.0f ms, p99 %.0f ms; SLO met %.0f%%; %d errors\n", result.timeToFirstToken.p50, result.timeToFirstToken.p99, result.sloAttainment * 100, result.errors))
+            if index == policyNames.count - 1 {
+                let report = LoadReport(target: "gateway (\(policy))", workload: workload.name, outcomes: outcomes, metros: Metro.world, wallSeconds: wall)
+                print("TTFT per caller region under \(policy):\n" + report.table())
+                print("\nLoad per site under \(policy):\n" + siteTable(gateway: gateway, fleet: fleetModel))
+            }
+            if keepRunning && index == policyNames.count - 1 {
+                print("\nThe gateway keeps running on http://127.0.0.1:\(port)/v1 (model '\(model)'); Ctrl-C stops it. Try:")
+                print("  curl -s http://127.0.0.1:\(port)/v1/chat/completions -H 'content-type: application/json' \\")
+                print("    -H 'x-proxima-client-location: 35.68,139.69' -d '{\"model\":\"\(model)\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'")
+                print("  curl -s http://127.0.0.1:\(port)/v1/route/explain -H 'x-proxima-client-location: tokyo' -d '{\"model\":\"\(model)\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'")
+                _ = try? await gatewayTask.value
+            } else {
+                await group.triggerGracefulShutdown()
+                _ = try? await gatewayTask.value
+            }
+            await emulated.stop()
         }
-        await emulated.stop()
+        print("\nPolicies compared on the same workload (\(workload.name), \(plan.requests.count) requests, \(Int(plan.duration)) s at \(timeScale)x):\n")
+        print(PolicyResult.table(results))
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+        }
     }
 
     func loadWorkload() -> Trace {

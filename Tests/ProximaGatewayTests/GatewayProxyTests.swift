@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import ProximaCore
 import Synchronization
@@ -234,6 +235,32 @@ import Testing
             let ready = try await TestHTTP.get(gateway.baseURL + "/readyz")
             #expect(ready.status == 200)
             #expect(ready.body.contains(#""healthy":true"#))
+        }
+    }
+
+    @Test func runServesUntilStoppedWithAndWithoutAConfigurationFile() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        for reloadable in [false, true] {
+            var configuration = Self.configuration([(upstream.baseURL, "ok")])
+            configuration.server.port = 0
+            let fixed = configuration
+            var source: (@Sendable () throws -> ProximaConfiguration)?
+            if reloadable { source = { @Sendable in fixed } }
+            let gateway = try Gateway(
+                configuration: configuration, environment: ["UPSTREAM_KEY": "k"],
+                logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }), reloadSource: source)
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let running = Task { try await gateway.run { continuation.yield($0.localAddress?.port ?? 0) } }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            // Every service keeps running: none ends the group early.
+            try await Task.sleep(for: .milliseconds(300))
+            let reply = try await TestHTTP.post(
+                "http://127.0.0.1:\(port)/v1/chat/completions", json: #"{"model":"chat","messages":[{"role":"user","content":"x"}]}"#)
+            #expect(reply.status == 200, "reloadable: \(reloadable)")
+            running.cancel()
+            _ = try? await running.value
         }
     }
 

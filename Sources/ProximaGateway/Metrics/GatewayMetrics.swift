@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import ProximaCore
 import Synchronization
 
 /// The gateway's metrics, registered on its own Prometheus registry (served at `/metrics`).
@@ -95,6 +96,20 @@ public final class GatewayMetrics: Sendable {
 
     func recordRetry(model: String) {
         counter("proxima_retries_total", [("model", model)]).increment()
+    }
+
+    /// A routing decision: the policy that made it and the endpoint it put first, and the endpoints
+    /// it ruled out by reason.
+    func recordRouteDecision(policy: String, endpoint: String, exclusions: [RouteExclusion]) {
+        counter("proxima_route_decisions_total", [("policy", policy), ("endpoint", endpoint)]).increment()
+        for exclusion in exclusions {
+            counter("proxima_route_exclusions_total", [("kind", exclusion.kind.rawValue)]).increment()
+        }
+    }
+
+    /// A hedged request: `sent` when the second copy leaves, then `hedge_won` or `primary_won`.
+    func recordHedge(model: String, outcome: String) {
+        counter("proxima_hedges_total", [("model", model), ("outcome", outcome)]).increment()
     }
 
     func recordCallerDisconnect(model: String) {

@@ -133,7 +133,11 @@ struct ReloadOnHangup: Service {
     let gateway: Gateway
 
     func run() async throws {
-        guard gateway.reloadSource != nil else { return }
+        // A service that returns ends the whole group: without a file, just wait for the shutdown.
+        guard gateway.reloadSource != nil else {
+            try? await gracefulShutdown()
+            return
+        }
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             for await _ in hangups {
@@ -179,6 +183,9 @@ struct ReloadOnHangup: Service {
             let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
             let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
             let (snapshot, decision) = state.route(routeRequest, policy: policy, limit: proxy.settings.maxAttempts + 1)
+            metrics.recordRouteDecision(
+                policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
+                exclusions: decision.exclusions)
             guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
             exchange = InferenceProxy.Exchange(
                 request: inference, model: model, decision: decision, routing: snapshot, requestID: context.requestID,
