@@ -264,6 +264,38 @@ import Testing
         }
     }
 
+    @Test func aLateFirstEventIsHedgedOnTheRunnerUpAndTheLoserIsCancelled() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        var configuration = ProximaConfiguration(
+            sites: [SiteSettings(name: "near", latitude: 1, longitude: 2), SiteSettings(name: "far", latitude: 40, longitude: 2)],
+            endpoints: [
+                EndpointSettings(name: "hanging", url: upstream.baseURL, site: "near", models: [.init(name: "chat", upstream: "hang")]),
+                EndpointSettings(name: "healthy", url: upstream.baseURL, site: "far", models: [.init(name: "chat", upstream: "ok")]),
+            ])
+        configuration.server.location = Coordinates(latitude: 1, longitude: 2)
+        configuration.routing.policy = "nearest"
+        configuration.routing.hedging = HedgingSettings(enabled: true, delayFactor: 1, minimumDelaySeconds: 0.2)
+        let gateway = try await RunningGateway.start(configuration, environment: ["PROXIMA_ADMIN_TOKEN": "t"])
+        defer { Task { await gateway.stop() } }
+        let started = ContinuousClock.now
+        let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.streamBody)
+        #expect(ContinuousClock.now - started < .seconds(5), "answered by the hedge, not after the 120 s first-byte limit")
+        #expect(reply.status == 200)
+        #expect(reply.headers.first(name: "x-proxima-endpoint") == "healthy")
+        #expect(reply.body.hasSuffix("data: [DONE]\n\n"))
+        let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+        #expect(metrics.contains(#"proxima_hedges_total{model="chat",outcome="sent"} 1"#))
+        #expect(metrics.contains(#"proxima_hedges_total{model="chat",outcome="hedge_won"} 1"#))
+        let settled = try await eventually {
+            var request = HTTPClientRequest(url: gateway.baseURL + "/admin/fleet")
+            request.headers.add(name: "authorization", value: "Bearer t")
+            let endpoints = try await TestHTTP.send(request).json?["endpoints"] as? [[String: Any]] ?? []
+            return endpoints.allSatisfy { $0["in_flight"] as? Int == 0 }
+        }
+        #expect(settled, "the cancelled leg is no longer counted in flight")
+    }
+
     @Test func gracefulShutdownLetsAnInFlightStreamFinish() async throws {
         let upstream = try await FaultyUpstream.start()
         defer { Task { await upstream.stop() } }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ProximaCore
+import Synchronization
 
 /// Limits and deadlines of the proxy, from the server settings.
 struct ProxySettings: Sendable {
@@ -54,15 +55,47 @@ struct InferenceProxy: Sendable {
         var upstreamWait: Duration = .zero
     }
 
+    /// One candidate endpoint being tried.
+    struct Leg: Sendable {
+        var position: Int
+        var candidate: RouteCandidate
+        var endpoint: Endpoint
+        var ref: EndpointRef
+    }
+
+    /// Legs whose attempt was cancelled (the caller left, a deadline passed, the gateway stops, or
+    /// the other leg of a hedge won), to be accounted once the reason is known.
+    final class CancelledLegs: Sendable {
+        private let legs = Mutex<[Leg]>([])
+        func add(_ leg: Leg) { legs.withLock { $0.append(leg) } }
+        func takeAll() -> [Leg] { legs.withLock { legs in defer { legs = [] }; return legs } }
+    }
+
+    /// Whether a hedge may still leave (0), left (1) or will not (2); decided once, by whoever comes first.
+    final class HedgeGate: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// What trying one candidate (and maybe its hedge) produced.
+    struct RaceResult: Sendable {
+        /// The leg that answered or started streaming, and what it produced.
+        var winner: (leg: Leg, outcome: AttemptOutcome)?
+        /// The last failure, for the caller's error when nothing answers.
+        var lastFailure: GatewayError?
+        var hedge: Leg?
+    }
+
     func forward(_ exchange: Exchange, channel: (any Channel)?) async throws -> Response {
         var exchange = exchange
         let supervisor = RequestSupervisor(watch: watch, channel: channel)
         let totalDeadline = exchange.arrival + settings.total
+        let candidates = exchange.decision.candidates
+        let hedging = exchange.routing.configuration.routing.hedging
         var lastError = GatewayError.noCapacity("No endpoint could serve model '\(exchange.model.name)'.")
         var attempts = 0
-        for (position, candidate) in exchange.decision.candidates.enumerated() {
-            let endpoint = exchange.routing.fleet.endpoints[candidate.endpoint]
-            let ref = EndpointRef(index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation)
+        var tried = Set<Int>()
+        for position in candidates.indices where !tried.contains(position) {
+            let primary = leg(position, exchange)
             if position > 0 {
                 guard attempts < settings.maxAttempts else { break }
                 guard ContinuousClock.now < totalDeadline else {
@@ -71,63 +104,162 @@ struct InferenceProxy: Sendable {
                 }
                 // The router claimed the first candidate when it chose it; later ones are claimed
                 // here, and skipped if they can no longer take requests (breaker opened meanwhile).
-                guard state.begin(ref, prefixBlocks: exchange.prefixBlocks) else { continue }
+                guard state.begin(primary.ref, prefixBlocks: exchange.prefixBlocks) else { continue }
                 metrics.recordRetry(model: exchange.model.name)
             }
             attempts += 1
+            tried.insert(position)
+            // A hedge goes to the next untried candidate when the first event is late.
+            var hedge: Leg?
+            if hedging.enabled, exchange.request.stream, attempts < settings.maxAttempts,
+                let next = candidates.indices.first(where: { $0 > position && !tried.contains($0) })
+            {
+                hedge = leg(next, exchange)
+            }
+            let hedgeDelay = max(hedging.minimumDelaySeconds, hedging.delayFactor * primary.candidate.evaluation.predictedTTFTSeconds)
             let sentAt = ContinuousClock.now
             let deadline = min(sentAt + settings.firstByte, totalDeadline)
+            let cancelled = CancelledLegs()
             do {
                 // A plain request is bounded by the client's own deadline on the response head and
                 // its idle timeout on the body; a stream's first event needs the supervisor's clock.
-                let outcome = try await supervisor.run(until: exchange.request.stream ? deadline : nil) {
-                    try await attempt(exchange, candidate: candidate, endpoint: endpoint, sentAt: sentAt, headDeadline: deadline)
+                let race = try await supervisor.run(until: exchange.request.stream ? deadline : nil) {
+                    try await self.race(
+                        exchange, primary: primary, hedge: hedge, hedgeDelay: .seconds(hedgeDelay), sentAt: sentAt,
+                        headDeadline: deadline, cancelled: cancelled)
+                }
+                if let used = race.hedge {
+                    attempts += 1
+                    tried.insert(used.position)
+                }
+                for loser in cancelled.takeAll() { state.end(loser.ref, outcome: .abandoned, sawFirstToken: false) }
+                let returnedAt = ContinuousClock.now
+                exchange.upstreamWait += returnedAt - sentAt
+                if let failure = race.lastFailure { lastError = failure }
+                guard let (winner, outcome) = race.winner else { continue }
+                if let used = race.hedge {
+                    metrics.recordHedge(model: exchange.model.name, outcome: winner.position == used.position ? "hedge_won" : "primary_won")
                 }
                 switch outcome {
                 case .answered(let response):
                     // A whole answer: its time includes generation, so it teaches nothing about TTFT.
-                    state.firstToken(ref, ttft: nil, predicted: nil)
-                    state.end(ref, outcome: .success, sawFirstToken: true)
+                    state.firstToken(winner.ref, ttft: nil, predicted: nil)
+                    state.end(winner.ref, outcome: .success, sawFirstToken: true)
                     return response
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
                     state.firstToken(
-                        ref, ttft: (firstEventAt - sentAt).seconds,
-                        predicted: observablePrediction(candidate, endpoint: endpoint, exchange: exchange))
-                    exchange.upstreamWait += firstEventAt - sentAt
+                        winner.ref, ttft: (firstEventAt - sentAt).seconds,
+                        predicted: observablePrediction(winner.candidate, endpoint: winner.endpoint, exchange: exchange))
+                    exchange.upstreamWait -= returnedAt - firstEventAt
                     return streamResponse(
-                        exchange, candidate: candidate, endpoint: endpoint, ref: ref, upstream: upstream, supervisor: supervisor,
-                        totalDeadline: totalDeadline)
-                case .failed(let kind, let error):
-                    exchange.upstreamWait += ContinuousClock.now - sentAt
-                    lastError = error
-                    recordFailure(endpoint, ref: ref, kind: kind, error: error, exchange: exchange)
+                        exchange, candidate: winner.candidate, endpoint: winner.endpoint, ref: winner.ref, upstream: upstream,
+                        supervisor: supervisor, totalDeadline: totalDeadline)
+                case .failed:
+                    continue
                 }
             } catch SupervisionStop.callerDisconnected {
-                state.end(ref, outcome: .abandoned, sawFirstToken: false)
+                for leg in cancelled.takeAll() { state.end(leg.ref, outcome: .abandoned, sawFirstToken: false) }
                 metrics.recordCallerDisconnect(model: exchange.model.name)
-                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
+                finish(exchange, endpoint: primary.endpoint.name, status: 499, usage: nil)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
             } catch is CancellationError {
                 // The gateway is shutting down: not the endpoint's fault.
-                state.end(ref, outcome: .abandoned, sawFirstToken: false)
-                finish(exchange, endpoint: endpoint.name, status: 499, usage: nil)
+                for leg in cancelled.takeAll() { state.end(leg.ref, outcome: .abandoned, sawFirstToken: false) }
+                finish(exchange, endpoint: primary.endpoint.name, status: 499, usage: nil)
                 throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
-                lastError = .upstreamTimeout("Endpoint '\(endpoint.name)' did not answer within the time limit.")
-                recordFailure(endpoint, ref: ref, kind: .timeout, error: lastError, exchange: exchange)
-            } catch {
-                exchange.upstreamWait += ContinuousClock.now - sentAt
-                let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
-                lastError = mapped
-                recordFailure(endpoint, ref: ref, kind: kind, error: mapped, exchange: exchange)
+                for leg in cancelled.takeAll() {
+                    lastError = .upstreamTimeout("Endpoint '\(leg.endpoint.name)' did not answer within the time limit.")
+                    recordFailure(leg.endpoint, ref: leg.ref, kind: .timeout, error: lastError, exchange: exchange)
+                }
             }
         }
         finish(exchange, endpoint: "none", status: lastError.status.code, usage: nil)
         logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
+    }
+
+    private func leg(_ position: Int, _ exchange: Exchange) -> Leg {
+        let candidate = exchange.decision.candidates[position]
+        let endpoint = exchange.routing.fleet.endpoints[candidate.endpoint]
+        return Leg(
+            position: position, candidate: candidate, endpoint: endpoint,
+            ref: EndpointRef(index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation))
+    }
+
+    /// Tries the primary leg; with a hedge, also sends the hedge when the primary has produced
+    /// nothing after `hedgeDelay`, and takes whichever answers first. The other is cancelled (and
+    /// listed in `cancelled`). A primary that fails before the hedge leaves returns at once, so that
+    /// the next candidate is tried the ordinary way.
+    private func race(
+        _ exchange: Exchange, primary: Leg, hedge: Leg?, hedgeDelay: Duration, sentAt: ContinuousClock.Instant,
+        headDeadline: ContinuousClock.Instant, cancelled: CancelledLegs
+    ) async throws -> RaceResult {
+        guard let hedge else {
+            let outcome = try await runLeg(exchange, primary, sentAt: sentAt, headDeadline: headDeadline, cancelled: cancelled)
+            if case .failed(_, let error) = outcome { return RaceResult(lastFailure: error) }
+            return RaceResult(winner: (primary, outcome))
+        }
+        let hedgeState = HedgeGate()
+        return try await withThrowingTaskGroup(of: (Int, AttemptOutcome?).self) { group in
+            group.addTask {
+                (0, try await self.runLeg(exchange, primary, sentAt: sentAt, headDeadline: headDeadline, cancelled: cancelled))
+            }
+            group.addTask {
+                do { try await Task.sleep(for: hedgeDelay) } catch { return (1, nil) }
+                guard hedgeState.value.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return (1, nil) }
+                guard self.state.begin(hedge.ref, prefixBlocks: exchange.prefixBlocks) else {
+                    hedgeState.value.store(2, ordering: .relaxed)
+                    return (1, nil)
+                }
+                self.metrics.recordHedge(model: exchange.model.name, outcome: "sent")
+                return (1, try await self.runLeg(exchange, hedge, sentAt: ContinuousClock.now, headDeadline: headDeadline, cancelled: cancelled))
+            }
+            var result = RaceResult()
+            while let (slot, outcome) = try await group.next() {
+                guard let outcome else { continue }
+                if hedgeState.value.load(ordering: .relaxed) == 1 { result.hedge = hedge }
+                if case .failed(_, let error) = outcome {
+                    result.lastFailure = error
+                    // The primary failed before the hedge left: stop the hedge's timer.
+                    if slot == 0, hedgeState.value.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged {
+                        group.cancelAll()
+                    }
+                    continue
+                }
+                result.winner = (slot == 0 ? primary : hedge, outcome)
+                group.cancelAll()
+                return result
+            }
+            if hedgeState.value.load(ordering: .relaxed) == 1 { result.hedge = hedge }
+            return result
+        }
+    }
+
+    /// One attempt on one leg, with its failure accounted; a cancelled attempt is listed in
+    /// `cancelled` for the caller to account once it knows why.
+    private func runLeg(
+        _ exchange: Exchange, _ leg: Leg, sentAt: ContinuousClock.Instant, headDeadline: ContinuousClock.Instant,
+        cancelled: CancelledLegs
+    ) async throws -> AttemptOutcome {
+        do {
+            let outcome = try await attempt(exchange, candidate: leg.candidate, endpoint: leg.endpoint, sentAt: sentAt, headDeadline: headDeadline)
+            if case .failed(let kind, let error) = outcome {
+                recordFailure(leg.endpoint, ref: leg.ref, kind: kind, error: error, exchange: exchange)
+            }
+            return outcome
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                cancelled.add(leg)
+                throw CancellationError()
+            }
+            let (kind, mapped) = Self.classify(error, endpoint: leg.endpoint.name)
+            recordFailure(leg.endpoint, ref: leg.ref, kind: kind, error: mapped, exchange: exchange)
+            return .failed(kind, mapped)
+        }
     }
 
     /// What the gateway itself will measure as TTFT if the router's model is right: queue wait and
