@@ -25,7 +25,7 @@ struct Demo: AsyncParsableCommand {
     var skip: Double = 180
 
     @Option(help: "Seconds of load.")
-    var duration: Double = 60
+    var duration: Double = 30
 
     @Option(help: "Replay the trace this many times faster than recorded.")
     var timeScale: Double = 8
