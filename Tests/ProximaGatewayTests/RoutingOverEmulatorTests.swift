@@ -278,4 +278,52 @@ import Testing
         #expect(try await rig.fleetState()["syd-1"] == nil)
         #expect(try await admin(.POST, "/reload").status == 409, "started without a file")
     }
+
+    @Test func reloadAppliesAValidFileAndKeepsTheRunningConfigurationOtherwise() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("proxima-reload-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let near = try Self.endpoint("fra-1", site: "frankfurt")
+        let far = try Self.endpoint("syd-1", site: "sydney")
+        func yaml(_ endpoints: [EndpointSettings], policy: String) -> String {
+            var text = "sites:\n  - {name: frankfurt, latitude: 50.11, longitude: 8.68}\n  - {name: sydney, latitude: -33.87, longitude: 151.21}\n"
+            text += "endpoints:\n"
+            for endpoint in endpoints {
+                text += "  - {name: \(endpoint.name), url: \(endpoint.url), site: \(endpoint.site!), engine: emulated, models: [m], gpu: {profile: H100-8B}}\n"
+            }
+            return text + "routing: {policy: \(policy)}\n"
+        }
+        try yaml([near], policy: "balanced").write(to: file, atomically: true, encoding: .utf8)
+        let path = file.path
+        let source: @Sendable () throws -> ProximaConfiguration = {
+            var configuration = try ConfigurationLoader.parse(yaml: try String(contentsOfFile: path, encoding: .utf8))
+            configuration.server.port = 0
+            return configuration
+        }
+        let emulated = try await EmulatorFleet.start(
+            configuration: ProximaConfiguration(
+                sites: [SiteSettings(name: "frankfurt", latitude: 50.11, longitude: 8.68), SiteSettings(name: "sydney", latitude: -33.87, longitude: 151.21)],
+                endpoints: [near, far]),
+            logger: Self.quiet)
+        let gateway = try await RunningGateway.start(try source(), environment: ["PROXIMA_ADMIN_TOKEN": "secret"], reloadSource: source)
+        let rig = Rig(fleet: emulated, gateway: gateway, configuration: try source())
+        defer { Task { await rig.stop() } }
+        func reload() async throws -> TestHTTP.Reply {
+            var request = HTTPClientRequest(url: gateway.baseURL + "/admin/reload")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer secret")
+            return try await TestHTTP.send(request)
+        }
+        #expect(try await rig.chat(location: "sydney").endpoint == "fra-1", "only one endpoint at first")
+
+        try yaml([near, far], policy: "nearest").write(to: file, atomically: true, encoding: .utf8)
+        #expect(try await reload().status == 200)
+        let after = try await rig.chat(location: "sydney")
+        #expect(after.endpoint == "syd-1")
+        #expect(after.route.hasPrefix("policy=nearest"))
+
+        try "endpoints: [{name: broken}]\n".write(to: file, atomically: true, encoding: .utf8)
+        let refused = try await reload()
+        #expect(refused.status == 400)
+        #expect(try await rig.chat(location: "sydney").endpoint == "syd-1", "the running configuration stays")
+    }
 }

@@ -21,14 +21,15 @@ final class RunningGateway: Sendable {
 
     /// - Parameter monitor: also run the endpoint monitor (metrics reads and health checks).
     static func start(
-        _ configuration: ProximaConfiguration, environment: [String: String] = [:], monitor: Bool = false
+        _ configuration: ProximaConfiguration, environment: [String: String] = [:], monitor: Bool = false,
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil
     ) async throws -> RunningGateway {
         var configuration = configuration
         configuration.server.host = "127.0.0.1"
         configuration.server.port = 0
         var logger = Logger(label: "test-gateway")
         logger.logLevel = ProcessInfo.processInfo.environment["PROXIMA_TEST_LOG"] == nil ? .critical : .debug
-        let gateway = try Gateway(configuration: configuration, environment: environment, logger: logger)
+        let gateway = try Gateway(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let application = gateway.makeApplication { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
