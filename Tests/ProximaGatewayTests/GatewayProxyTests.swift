@@ -296,6 +296,19 @@ import Testing
         #expect(settled, "the cancelled leg is no longer counted in flight")
     }
 
+    @Test func theAdminAPIIsOffWithoutAToken() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        try await withGateway([(upstream.baseURL, "ok")]) { gateway in
+            var request = HTTPClientRequest(url: gateway.baseURL + "/admin/fleet")
+            request.headers.add(name: "authorization", value: "Bearer anything")
+            let reply = try await TestHTTP.send(request)
+            #expect(reply.status == 404)
+            #expect(reply.errorObject?["code"] as? String == "admin_disabled")
+            #expect((reply.errorObject?["message"] as? String)?.contains("PROXIMA_ADMIN_TOKEN") == true)
+        }
+    }
+
     @Test func gracefulShutdownLetsAnInFlightStreamFinish() async throws {
         let upstream = try await FaultyUpstream.start()
         defer { Task { await upstream.stop() } }
