@@ -5,7 +5,8 @@ import ProximaCore
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure: load generation against any OpenAI-compatible URL.", subcommands: [Load.self])
+        abstract: "Measure: load generation against any OpenAI-compatible URL, the router's decision time.",
+        subcommands: [Load.self, RouterBench.self])
 }
 
 struct Load: AsyncParsableCommand {
@@ -129,6 +130,56 @@ struct Load: AsyncParsableCommand {
                 throw ValidationError("unknown metro '\(name)' (known: \(Metro.world.map(\.name).joined(separator: ", ")))")
             }
             return metro
+        }
+    }
+}
+
+struct RouterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "router",
+        abstract: "Time the router's decisions over synthetic fleets of growing size, per policy.",
+        discussion: """
+            Every synthetic endpoint (vLLM, mixed 8B GPU profiles, sites around the world, varied load from
+            the gateway's counts and engine metrics) serves the requested model, so each decision rates all
+            of them and returns the first 4 (the gateway's hot path). Prints candidates x policy -> mean,
+            p50 and p99 microseconds per decision. Build in release for meaningful figures.
+            """)
+
+    @Option(help: "Comma-separated fleet sizes (endpoints, all candidates).")
+    var candidates: String = "10,100,1000,10000"
+
+    @Option(help: "Comma-separated policies.")
+    var policies: String = "balanced,slo,least-inflight,round-robin"
+
+    @Option(help: "Measured seconds per cell (size x policy), after a warm-up.")
+    var seconds: Double = 0.3
+
+    @Option(help: "Candidates returned per decision.")
+    var limit: Int = 4
+
+    @Flag(help: "Print the result as JSON instead of a Markdown table.")
+    var json = false
+
+    func run() async throws {
+        let sizes = try candidates.split(separator: ",").map { part in
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let size = Int(text), size > 0 else { throw ValidationError("--candidates: '\(text)' is not a positive integer") }
+            return size
+        }
+        let names = policies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !sizes.isEmpty, !names.isEmpty else { throw ValidationError("give at least one size and one policy") }
+        guard seconds > 0, limit >= 1 else { throw ValidationError("--seconds must be positive and --limit at least 1") }
+        let settings = RouterBenchmark.Settings(candidates: sizes, policies: names, secondsPerCell: seconds, limit: limit)
+        let result: RouterBenchmark.Result
+        do {
+            result = try RouterBenchmark.run(settings)
+        } catch let failure as RouterBenchmark.Failure {
+            throw ValidationError(failure.description)
+        }
+        if json {
+            print(String(decoding: try result.json(), as: UTF8.self))
+        } else {
+            print(result.markdownTable(), terminator: "")
         }
     }
 }
