@@ -36,6 +36,14 @@ public struct Endpoint: Sendable, Equatable {
     public func serves(_ model: String) -> Bool { upstreamModelNames[model] != nil }
 }
 
+/// What the router reads about an endpoint for every request, kept apart from `Endpoint` as plain
+/// values (no strings or collections) so that rating thousands of candidates copies no references.
+public struct EndpointRoutingFacts: Sendable, Equatable {
+    public var performance: EndpointPerformance
+    public var siteIndex: Int
+    public var location: UnitVector
+}
+
 /// A logical model: the name callers use, what else it answers to, where it falls back.
 public struct LogicalModel: Sendable, Hashable {
     public var name: String
@@ -50,6 +58,8 @@ public struct LogicalModel: Sendable, Hashable {
 /// catalogue of logical models. Immutable; a reload builds a new one.
 public struct Fleet: Sendable {
     public let sites: [String: Site]
+    /// Per endpoint, in the order of `endpoints`: what routing reads on the hot path.
+    public let routingFacts: [EndpointRoutingFacts]
     /// Site names in a fixed order; `Endpoint.siteIndex` points into it.
     public let siteNames: [String]
     public let endpoints: [Endpoint]
@@ -110,6 +120,9 @@ public struct Fleet: Sendable {
         for (index, name) in siteNames.enumerated() { siteIndex[name] = index }
         for index in endpoints.indices { endpoints[index].siteIndex = siteIndex[endpoints[index].siteName]! }
         self.sites = sites
+        self.routingFacts = endpoints.map {
+            EndpointRoutingFacts(performance: $0.performance, siteIndex: $0.siteIndex, location: UnitVector($0.location))
+        }
         self.siteNames = siteNames
         self.endpoints = endpoints
         self.models = models

@@ -27,6 +27,33 @@ public enum Geography {
     }
 }
 
+/// A place as a point on the unit sphere, so that the distance to many others costs one dot
+/// product and one arccosine each.
+public struct UnitVector: Sendable, Equatable {
+    public var x: Double
+    public var y: Double
+    public var z: Double
+
+    public init(_ place: Coordinates) {
+        let latitude = place.latitude * .pi / 180
+        let longitude = place.longitude * .pi / 180
+        x = cos(latitude) * cos(longitude)
+        y = cos(latitude) * sin(longitude)
+        z = sin(latitude)
+    }
+
+    /// Great-circle distance in kilometres. Uses atan2 of the cross and dot products, accurate at
+    /// every distance (plain arccos loses precision for nearby points).
+    @inline(__always)
+    public func distanceKilometres(to other: UnitVector) -> Double {
+        let dot = x * other.x + y * other.y + z * other.z
+        let cx = y * other.z - z * other.y
+        let cy = z * other.x - x * other.z
+        let cz = x * other.y - y * other.x
+        return Geography.earthRadiusKilometres * atan2((cx * cx + cy * cy + cz * cz).squareRoot(), dot)
+    }
+}
+
 /// How long a round trip between two places takes: the fibre bound for the great-circle distance,
 /// inflated because real paths are longer than great circles and cross routers (measured median
 /// about 2x, p10 1.5x, p90 3.4x), plus a fixed last-mile term.

@@ -34,13 +34,16 @@ public final class FleetRouter: Sendable {
     ) -> RouteDecision {
         var random = SplitMix64(seed: entropy)
         var exclusions: [RouteExclusion] = []
-        var evaluations: [CandidateEvaluation] = []
+        var evaluations: [Rated] = []
         let levels = [request.model.name] + request.model.fallbacks
         var seen: Set<Int>? = levels.count > 1 ? [] : nil
-        let client = request.clientLocation ?? defaultLocation
-        var siteRTT = [Double](repeating: -1, count: fleet.siteNames.count)
+        let client = UnitVector(request.clientLocation ?? defaultLocation)
+        // Distances per site, computed once per decision: many endpoints share a site.
+        var siteDistance = [Double](repeating: -1, count: fleet.siteNames.count)
         let expectedOutput = Double(request.maxOutputTokens.map { min($0, 4 * policy.expectedOutputTokens) } ?? policy.expectedOutputTokens)
         let staleAfter = telemetry.settings.staleAfterSeconds
+        let facts = fleet.routingFacts
+        var bests = Bests()
 
         for (level, modelName) in levels.enumerated() {
             let indices = fleet.endpointIndices(serving: modelName)
@@ -48,29 +51,29 @@ public final class FleetRouter: Sendable {
             let contextLength = level == 0 ? request.model.contextLength : fleet.model(named: modelName)?.contextLength
             for index in indices {
                 if seen != nil, !seen!.insert(index).inserted { continue }
-                let endpoint = fleet.endpoints[index]
-                let status = telemetry.statuses[index]
+                let fact = facts[index]
                 if let reason = exclusion(
-                    request, endpoint: endpoint, status: status, contextLength: contextLength,
-                    expectedOutput: expectedOutput, fleet: fleet, now: now)
+                    request, endpoint: index, facts: fact, telemetry: telemetry, contextLength: contextLength, fleet: fleet,
+                    now: now)
                 {
                     exclusions.append(.init(endpoint: index, kind: reason.0, reason: reason.1))
                     continue
                 }
-                var rtt = siteRTT[endpoint.siteIndex]
-                var distance = 0.0
-                if rtt < 0 || explain {
-                    distance = Geography.distanceKilometres(client, endpoint.location)
-                    rtt = (2 * distance / Geography.fibreKilometresPerMillisecond * roundTrip.inflation + roundTrip.lastMileMilliseconds) / 1000
-                    siteRTT[endpoint.siteIndex] = rtt
-                } else {
-                    distance = max(0, (rtt * 1000 - roundTrip.lastMileMilliseconds) / roundTrip.inflation * Geography.fibreKilometresPerMillisecond / 2)
+                var distance = siteDistance[fact.siteIndex]
+                if distance < 0 {
+                    distance = client.distanceKilometres(to: fact.location)
+                    siteDistance[fact.siteIndex] = distance
                 }
-                evaluations.append(
+                let rtt = (2 * distance / Geography.fibreKilometresPerMillisecond * roundTrip.inflation + roundTrip.lastMileMilliseconds) / 1000
+                let rated = Rated(
                     evaluate(
-                        request, endpoint: endpoint, status: status, level: level, rtt: rtt, distance: distance,
-                        expectedOutput: expectedOutput, residual: telemetry.residual(index, at: now), staleAfter: staleAfter,
-                        now: now))
+                        request, endpoint: index, facts: fact, telemetry: telemetry, level: level, rtt: rtt, distance: distance,
+                        expectedOutput: expectedOutput, staleAfter: staleAfter, now: now))
+                bests.ttft = min(bests.ttft, rated.predictedTTFTSeconds)
+                bests.cost = min(bests.cost, rated.costUSD)
+                bests.rtt = min(bests.rtt, rated.rttSeconds)
+                bests.anyReuse = bests.anyReuse || rated.cachedPromptTokens > 0
+                evaluations.append(rated)
             }
         }
         if explain {
@@ -85,15 +88,25 @@ public final class FleetRouter: Sendable {
                 reason: "no endpoint can take the request")
         }
 
-        let reason = score(&evaluations, request: request, policy: policy, fleet: fleet, random: &random)
+        let reason = score(&evaluations, request: request, policy: policy, fleet: fleet, bests: bests, random: &random)
         let chosen = pickAmongTies(evaluations, policy: policy, random: &random)
         let ordered = order(evaluations, first: chosen, limit: limit)
-        let candidates = ordered.map { evaluation -> RouteCandidate in
-            let servedModel = levels[evaluation.fallbackLevel]
-            let endpoint = fleet.endpoints[evaluation.endpoint]
+        // Only the candidates returned get their full evaluation (recomputed from the same inputs).
+        let candidates = ordered.map { rated -> RouteCandidate in
+            let index = rated.endpoint
+            let fact = facts[index]
+            let distance = siteDistance[fact.siteIndex]
+            let rtt = (2 * distance / Geography.fibreKilometresPerMillisecond * roundTrip.inflation + roundTrip.lastMileMilliseconds) / 1000
+            var evaluation = evaluate(
+                request, endpoint: index, facts: fact, telemetry: telemetry, level: rated.fallbackLevel, rtt: rtt,
+                distance: distance, expectedOutput: expectedOutput, staleAfter: staleAfter, now: now)
+            evaluation.score = rated.score
+            evaluation.meetsTarget = rated.meetsTarget
+            if policy.kind == .balanced { evaluation.penalties = Self.penalties(Rated(evaluation), bests: bests, prompt: request.promptTokens) }
+            let servedModel = levels[rated.fallbackLevel]
             return RouteCandidate(
-                endpoint: evaluation.endpoint, upstreamModel: endpoint.upstreamModelNames[servedModel] ?? servedModel,
-                servedModel: servedModel, isFallback: evaluation.fallbackLevel > 0, evaluation: evaluation)
+                endpoint: index, upstreamModel: fleet.endpoints[index].upstreamModelNames[servedModel] ?? servedModel,
+                servedModel: servedModel, isFallback: rated.fallbackLevel > 0, evaluation: evaluation)
         }
         return RouteDecision(
             policy: policy.name, kind: policy.kind, candidates: candidates, evaluatedCount: evaluations.count,
@@ -102,20 +115,21 @@ public final class FleetRouter: Sendable {
 
     // MARK: filters
 
+    @inline(__always)
     private func exclusion(
-        _ request: RouteRequest, endpoint: Endpoint, status: EndpointStatus, contextLength: Int?, expectedOutput: Double,
-        fleet: Fleet, now: Double
+        _ request: RouteRequest, endpoint index: Int, facts: EndpointRoutingFacts, telemetry: FleetTelemetry,
+        contextLength: Int?, fleet: Fleet, now: Double
     ) -> (ExclusionKind, String)? {
-        if status.drained { return (.drained, "drained by an operator") }
-        if !status.breaker.allowsRequest(at: now) {
-            let breaker = status.breaker
+        if telemetry.statuses[index].drained { return (.drained, "drained by an operator") }
+        if !telemetry.statuses[index].breaker.allowsRequest(at: now) {
+            let breaker = telemetry.statuses[index].breaker
             if breaker.state(at: now) == .open {
                 return (.circuitOpen, "circuit open for \(formatSeconds(breaker.openUntil - now)) more after \(breaker.consecutiveFailures) failures")
             }
             return (.circuitOpen, "circuit half-open with its probe requests in flight")
         }
-        if let limit = endpoint.performance.admissionLimit, status.inFlight >= limit {
-            return (.saturated, "at its admission limit (\(status.inFlight) of \(limit) in flight)")
+        if let limit = facts.performance.admissionLimit, telemetry.statuses[index].inFlight >= limit {
+            return (.saturated, "at its admission limit (\(telemetry.statuses[index].inFlight) of \(limit) in flight)")
         }
         if let contextLength {
             let needed = request.promptTokens + (request.maxOutputTokens ?? 0)
@@ -124,6 +138,7 @@ public final class FleetRouter: Sendable {
             }
         }
         if !request.constraints.isEmpty {
+            let endpoint = fleet.endpoints[index]
             let site = fleet.site(of: endpoint)
             for constraint in request.constraints {
                 if let reason = constraint.exclusionReason(endpoint: endpoint, site: site) { return (.constraint, reason) }
@@ -136,10 +151,12 @@ public final class FleetRouter: Sendable {
 
     @inline(__always)
     private func evaluate(
-        _ request: RouteRequest, endpoint: Endpoint, status: EndpointStatus, level: Int, rtt: Double, distance: Double,
-        expectedOutput: Double, residual: Double, staleAfter: Double, now: Double
+        _ request: RouteRequest, endpoint index: Int, facts: EndpointRoutingFacts, telemetry: FleetTelemetry, level: Int,
+        rtt: Double, distance: Double, expectedOutput: Double, staleAfter: Double, now: Double
     ) -> CandidateEvaluation {
-        let performance = endpoint.performance
+        let performance = facts.performance
+        let status = telemetry.statuses[index]
+        let residual = telemetry.residual(of: status, at: now)
         let inFlight = Double(status.inFlight)
         let promptTokens = Double(request.promptTokens)
         var load = inFlight
@@ -172,7 +189,7 @@ public final class FleetRouter: Sendable {
         let queueWait = max(0, modelQueueWait + residual)
         var cachedTokens = 0
         if !request.prefixBlocks.isEmpty {
-            cachedTokens = min(request.promptTokens, status.cachedPrefixBlocks(request.prefixBlocks) * request.prefixBlockTokens)
+            cachedTokens = min(request.promptTokens, telemetry.cachedPrefixBlocks(index, request.prefixBlocks) * request.prefixBlockTokens)
         }
         let prefill = (promptTokens - Double(cachedTokens)) / rate
         let freeSlots = max(0, 1 - load / slots)
@@ -188,7 +205,7 @@ public final class FleetRouter: Sendable {
             powerHeadroom = cap > idle ? min(1, max(0, 1 - (power - idle) / (cap - idle))) : nil
         }
         return CandidateEvaluation(
-            endpoint: endpoint.index, fallbackLevel: level, load: load, loadSource: source, inFlight: status.inFlight,
+            endpoint: index, fallbackLevel: level, load: load, loadSource: source, inFlight: status.inFlight,
             rttSeconds: rtt, modelQueueWaitSeconds: modelQueueWait, observedCorrectionSeconds: residual,
             queueWaitSeconds: queueWait, prefillSeconds: prefill, predictedTTFTSeconds: rtt + queueWait + prefill,
             costUSD: promptTokens * performance.inputCostPerToken + expectedOutput * performance.outputCostPerToken,
@@ -198,6 +215,58 @@ public final class FleetRouter: Sendable {
     }
 
     // MARK: policies
+
+    /// What a candidate's policy score needs, kept per candidate while all are rated; the full
+    /// `CandidateEvaluation` is made only for the candidates returned.
+    struct Rated {
+        var endpoint: Int
+        var fallbackLevel: Int
+        var load: Double
+        var inFlight: Int
+        var predictedTTFTSeconds: Double
+        var costUSD: Double
+        var rttSeconds: Double
+        var cachedPromptTokens: Int
+        var headroom: Double
+        var errorRate: Double
+        var score = 0.0
+        var meetsTarget: Bool?
+
+        @inline(__always)
+        init(_ evaluation: CandidateEvaluation) {
+            endpoint = evaluation.endpoint
+            fallbackLevel = evaluation.fallbackLevel
+            load = evaluation.load
+            inFlight = evaluation.inFlight
+            predictedTTFTSeconds = evaluation.predictedTTFTSeconds
+            costUSD = evaluation.costUSD
+            rttSeconds = evaluation.rttSeconds
+            cachedPromptTokens = evaluation.cachedPromptTokens
+            headroom = evaluation.headroom
+            errorRate = evaluation.errorRate
+        }
+    }
+
+    /// The best value of each relative axis among all candidates, for the balanced penalties.
+    struct Bests {
+        var ttft = Double.infinity
+        var cost = Double.infinity
+        var rtt = Double.infinity
+        var anyReuse = false
+    }
+
+    /// The balanced policy's penalties: 0 is the best any candidate achieves on that axis.
+    @inline(__always)
+    static func penalties(_ candidate: Rated, bests: Bests, prompt: Int) -> AxisPenalties {
+        var penalties = AxisPenalties()
+        penalties.ttft = min(10, (candidate.predictedTTFTSeconds - bests.ttft) / max(bests.ttft, 0.05))
+        penalties.cost = min(10, (candidate.costUSD - bests.cost) / max(bests.cost, 1e-9))
+        penalties.affinity = Double(min(candidate.fallbackLevel, 1))
+        if bests.anyReuse { penalties.affinity += 1 - Double(candidate.cachedPromptTokens) / Double(max(1, prompt)) }
+        penalties.headroom = 1 - candidate.headroom
+        penalties.proximity = min(5, (candidate.rttSeconds - bests.rtt) / max(bests.rtt, 0.02)) + 4 * candidate.errorRate
+        return penalties
+    }
 
     /// Why the first candidate was picked, finished once ties are known.
     struct Reason {
@@ -210,37 +279,17 @@ public final class FleetRouter: Sendable {
     /// Sets every evaluation's score (lower is better; fallbacks always after the model's own
     /// endpoints) and says what the policy optimised.
     private func score(
-        _ evaluations: inout [CandidateEvaluation], request: RouteRequest, policy: RoutingPolicy, fleet: Fleet,
+        _ evaluations: inout [Rated], request: RouteRequest, policy: RoutingPolicy, fleet: Fleet, bests: Bests,
         random: inout SplitMix64
     ) -> Reason {
         switch policy.kind {
         case .balanced:
-            var bestTTFT = Double.infinity
-            var minCost = Double.infinity
-            var minRTT = Double.infinity
-            var anyReuse = false
-            for evaluation in evaluations {
-                bestTTFT = min(bestTTFT, evaluation.predictedTTFTSeconds)
-                minCost = min(minCost, evaluation.costUSD)
-                minRTT = min(minRTT, evaluation.rttSeconds)
-                anyReuse = anyReuse || evaluation.cachedPromptTokens > 0
-            }
             let weights = policy.weights
-            let prompt = Double(max(1, request.promptTokens))
             for index in evaluations.indices {
-                var penalties = AxisPenalties()
-                let evaluation = evaluations[index]
-                penalties.ttft = min(10, (evaluation.predictedTTFTSeconds - bestTTFT) / max(bestTTFT, 0.05))
-                penalties.cost = min(10, (evaluation.costUSD - minCost) / max(minCost, 1e-9))
-                penalties.affinity = Double(min(evaluation.fallbackLevel, 1))
-                if anyReuse { penalties.affinity += 1 - Double(evaluation.cachedPromptTokens) / prompt }
-                penalties.headroom = 1 - evaluation.headroom
-                penalties.proximity = min(5, (evaluation.rttSeconds - minRTT) / max(minRTT, 0.02)) + 4 * evaluation.errorRate
-                evaluations[index].penalties = penalties
+                let penalties = Self.penalties(evaluations[index], bests: bests, prompt: request.promptTokens)
                 evaluations[index].score =
-                    weights.ttft * penalties.ttft + weights.cost * penalties.cost
-                    + weights.affinity * penalties.affinity + weights.headroom * penalties.headroom
-                    + weights.proximity * penalties.proximity
+                    weights.ttft * penalties.ttft + weights.cost * penalties.cost + weights.affinity * penalties.affinity
+                    + weights.headroom * penalties.headroom + weights.proximity * penalties.proximity
             }
             return Reason(text: "lowest weighted score over the five axes")
         case .slo:
@@ -270,33 +319,33 @@ public final class FleetRouter: Sendable {
                 let position = (UInt64(index) &+ count &- turn % count) % count
                 evaluations[index].score = Double(position)
             }
-            return Reason(text: "next in turn")
+            return (Reason(text: "next in turn"))
         case .random:
             for index in evaluations.indices {
                 evaluations[index].score =
                     Double(random.next() >> 11) / Double(1 << 53)
             }
-            return Reason(text: "random")
+            return (Reason(text: "random"))
         case .leastInflight:
             for index in evaluations.indices {
                 evaluations[index].score =
                     Double(evaluations[index].inFlight)
             }
-            return Reason(text: "fewest requests in flight from this gateway")
+            return (Reason(text: "fewest requests in flight from this gateway"))
         case .nearest:
             for index in evaluations.indices {
                 let evaluation = evaluations[index]
                 evaluations[index].score =
                     evaluation.rttSeconds + 1e-9 * Double(evaluation.inFlight)
             }
-            return Reason(text: "nearest to the caller")
+            return (Reason(text: "nearest to the caller"))
         case .cheapest:
             for index in evaluations.indices {
                 let evaluation = evaluations[index]
                 evaluations[index].score =
                     evaluation.costUSD * 1e6 + 1e-9 * Double(evaluation.inFlight)
             }
-            return Reason(text: "cheapest")
+            return (Reason(text: "cheapest"))
         case .centralized:
             let central = policy.centralSite
             for index in evaluations.indices {
@@ -306,7 +355,7 @@ public final class FleetRouter: Sendable {
                     (atCentre ? 0 : 1e6 + evaluation.rttSeconds)
                     + 1e-6 * Double(evaluation.inFlight)
             }
-            return Reason(text: "central site '\(central ?? "none")', fewest in flight")
+            return (Reason(text: "central site '\(central ?? "none")', fewest in flight"))
         }
     }
 
@@ -315,7 +364,7 @@ public final class FleetRouter: Sendable {
     /// and the less loaded wins (power of two choices), so that a burst arriving between metric
     /// reads spreads instead of herding. Baselines tie only on equal scores.
     private func pickAmongTies(
-        _ evaluations: [CandidateEvaluation], policy: RoutingPolicy, random: inout SplitMix64
+        _ evaluations: [Rated], policy: RoutingPolicy, random: inout SplitMix64
     ) -> (index: Int, ties: Int) {
         var best = 0
         for index in evaluations.indices.dropFirst() where precedes(evaluations[index], evaluations[best]) {
@@ -362,16 +411,16 @@ public final class FleetRouter: Sendable {
     /// Whether `a` ranks before `b`: the model's own endpoints before fallbacks, then by score, then
     /// by position in the fleet so that the order is total.
     @inline(__always)
-    private func precedes(_ a: CandidateEvaluation, _ b: CandidateEvaluation) -> Bool {
+    private func precedes(_ a: Rated, _ b: Rated) -> Bool {
         if a.fallbackLevel != b.fallbackLevel { return a.fallbackLevel < b.fallbackLevel }
         if a.score != b.score { return a.score < b.score }
         return a.endpoint < b.endpoint
     }
 
     /// The chosen candidate first, then up to `limit - 1` more by score.
-    private func order(_ evaluations: [CandidateEvaluation], first: (index: Int, ties: Int), limit: Int) -> [CandidateEvaluation] {
+    private func order(_ evaluations: [Rated], first: (index: Int, ties: Int), limit: Int) -> [Rated] {
         let count = min(max(1, limit), evaluations.count)
-        var result: [CandidateEvaluation] = [evaluations[first.index]]
+        var result: [Rated] = [evaluations[first.index]]
         result.reserveCapacity(count)
         if count == 1 { return result }
         if count >= evaluations.count || count > 16 {
@@ -381,17 +430,18 @@ public final class FleetRouter: Sendable {
             result.append(contentsOf: rest.prefix(count - 1))
             return result
         }
-        // A few passes of selection beat sorting thousands of candidates to keep three.
-        var taken = [first.index]
-        while result.count < count {
-            var best = -1
-            for index in evaluations.indices where !taken.contains(index) {
-                if best < 0 || precedes(evaluations[index], evaluations[best]) { best = index }
-            }
-            guard best >= 0 else { break }
-            taken.append(best)
-            result.append(evaluations[best])
+        // One pass keeping the best few beats sorting thousands of candidates to keep three.
+        let wanted = count - 1
+        var best: [Int] = []
+        best.reserveCapacity(wanted + 1)
+        for index in evaluations.indices where index != first.index {
+            if best.count == wanted, !precedes(evaluations[index], evaluations[best[wanted - 1]]) { continue }
+            var position = best.count
+            while position > 0, precedes(evaluations[index], evaluations[best[position - 1]]) { position -= 1 }
+            best.insert(index, at: position)
+            if best.count > wanted { best.removeLast() }
         }
+        for index in best { result.append(evaluations[index]) }
         return result
     }
 }

@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 /// What is known about one endpoint right now: the gateway's own counts, the last engine metrics,
-/// observed latencies, its breaker and whether an operator drained it.
+/// observed latencies, its breaker and whether an operator drained it. Plain values only, so that
+/// the router reads thousands of them without reference counting.
 public struct EndpointStatus: Sendable {
     /// Requests this gateway has open on the endpoint, counted from the moment they are sent
     /// (optimistically, before the engine reports them).
@@ -37,12 +38,9 @@ public struct EndpointStatus: Sendable {
     public internal(set) var lastCheckSucceeded: Bool?
     public internal(set) var breaker: CircuitBreaker
     public internal(set) var drained = false
-    /// Prompt-prefix blocks recently sent here, most likely still in the engine's prefix cache.
-    var prefixes: PrefixCache
 
-    init(breaker: BreakerSettings, prefixBlocks: Int) {
+    init(breaker: BreakerSettings) {
         self.breaker = CircuitBreaker(settings: breaker)
-        self.prefixes = PrefixCache(capacityBlocks: prefixBlocks)
     }
 
     /// The engine metrics if they are younger than `staleAfter` seconds.
@@ -51,9 +49,6 @@ public struct EndpointStatus: Sendable {
         guard let engine, let at = engineReadAt, now - at <= staleAfter else { return nil }
         return engine
     }
-
-    /// How many leading blocks of a prompt were recently sent here.
-    public func cachedPrefixBlocks(_ blocks: [UInt64]) -> Int { prefixes.leadingCachedBlocks(of: blocks) }
 }
 
 /// How a request sent to an endpoint ended, as far as the endpoint's health is concerned.
@@ -70,13 +65,23 @@ public enum EndpointOutcome: Sendable, Equatable {
 /// time passed in: the gateway keeps it behind a lock, the simulator owns it outright.
 public struct FleetTelemetry: Sendable {
     public private(set) var statuses: [EndpointStatus]
+    /// Per endpoint, the prompt-prefix blocks recently sent there, most likely still in its engine's
+    /// prefix cache.
+    private var prefixes: [PrefixCache]
     public let settings: TelemetrySettings
     /// Weight of a new observation in the latency and error-rate averages.
     public var smoothing = 0.2
 
     public init(endpointCount: Int, breaker: BreakerSettings = .init(), settings: TelemetrySettings = .init(), prefixBlocks: Int = 4_096) {
         self.settings = settings
-        self.statuses = (0..<endpointCount).map { _ in EndpointStatus(breaker: breaker, prefixBlocks: prefixBlocks) }
+        self.statuses = Array(repeating: EndpointStatus(breaker: breaker), count: endpointCount)
+        self.prefixes = Array(repeating: PrefixCache(capacityBlocks: prefixBlocks), count: endpointCount)
+    }
+
+    /// How many leading blocks of a prompt were recently sent to an endpoint.
+    @inline(__always)
+    public func cachedPrefixBlocks(_ endpoint: Int, _ blocks: [UInt64]) -> Int {
+        prefixes[endpoint].leadingCachedBlocks(of: blocks)
     }
 
     /// A telemetry for a new fleet that keeps the state of endpoints that exist in both, by name,
@@ -89,6 +94,7 @@ public struct FleetTelemetry: Sendable {
         for endpoint in newFleet.endpoints {
             if let old = oldIndex[endpoint.name], statuses.indices.contains(old) {
                 result.statuses[endpoint.index] = statuses[old]
+                result.prefixes[endpoint.index] = prefixes[old]
                 result.statuses[endpoint.index].breaker.settings = breaker
             }
         }
@@ -107,7 +113,7 @@ public struct FleetTelemetry: Sendable {
         statuses[endpoint].awaitingFirstToken += 1
         statuses[endpoint].requests += 1
         statuses[endpoint].lastSent = now
-        if !prefixBlocks.isEmpty { statuses[endpoint].prefixes.use(prefixBlocks) }
+        if !prefixBlocks.isEmpty { prefixes[endpoint].use(prefixBlocks) }
         return true
     }
 
@@ -182,7 +188,11 @@ public struct FleetTelemetry: Sendable {
     /// since it was last updated so that an endpoint that lost its traffic gets tried again.
     @inline(__always)
     public func residual(_ endpoint: Int, at now: Double) -> Double {
-        let status = statuses[endpoint]
+        residual(of: statuses[endpoint], at: now)
+    }
+
+    @inline(__always)
+    public func residual(of status: EndpointStatus, at now: Double) -> Double {
         guard let at = status.residualUpdatedAt else { return 0 }
         let age = max(0, now - at)
         return status.ttftResidual * exp2(-age / settings.observationHalfLifeSeconds)
