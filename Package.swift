@@ -76,6 +76,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "ProximaSimulator",
+            dependencies: ["ProximaCore"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "proxima",
             dependencies: [
@@ -95,6 +100,11 @@ let package = Package(
         .testTarget(
             name: "ProximaCoreTests",
             dependencies: ["ProximaCore"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaSimulatorTests",
+            dependencies: ["ProximaCore", "ProximaSimulator"],
             swiftSettings: testSettings
         ),
         .testTarget(

@@ -1,0 +1,322 @@
+import ProximaCore
+
+/// One request of a simulated workload: when and where it arises and how large it is.
+public struct SimulatedRequest: Sendable, Equatable {
+    public var arrival: Double
+    public var location: Coordinates
+    /// Index of the caller population (metro) it came from, for per-region reports.
+    public var metro: Int
+    public var promptTokens: Int
+    public var outputTokens: Int
+    /// Prefix block ids (shared prefixes share leading ids), used both by the router and the engines.
+    public var prefixBlocks: [UInt64]
+
+    public init(
+        arrival: Double, location: Coordinates, metro: Int = 0, promptTokens: Int, outputTokens: Int, prefixBlocks: [UInt64] = []
+    ) {
+        self.arrival = arrival
+        self.location = location
+        self.metro = metro
+        self.promptTokens = promptTokens
+        self.outputTokens = outputTokens
+        self.prefixBlocks = prefixBlocks
+    }
+}
+
+/// A site or endpoint that stops answering for a while (connections refused, running requests lost).
+public struct Outage: Sendable, Equatable {
+    public var endpoints: [String]
+    public var start: Double
+    public var end: Double
+
+    public init(endpoints: [String], start: Double, end: Double) {
+        self.endpoints = endpoints
+        self.start = start
+        self.end = end
+    }
+}
+
+/// How a simulation runs: the policy, the gateway's retry budget, how often it reads engine metrics,
+/// the random seed, and outages.
+public struct SimulationSettings: Sendable {
+    public var policy: RoutingPolicy
+    public var maxAttempts: Int
+    public var scrapeIntervalSeconds: Double
+    public var telemetry: TelemetrySettings
+    public var breaker: BreakerSettings
+    public var seed: UInt64
+    public var outages: [Outage]
+
+    public init(
+        policy: RoutingPolicy, maxAttempts: Int = 3, scrapeIntervalSeconds: Double = 2, telemetry: TelemetrySettings = .init(),
+        breaker: BreakerSettings = .init(), seed: UInt64 = 1, outages: [Outage] = []
+    ) {
+        self.policy = policy
+        self.maxAttempts = maxAttempts
+        self.scrapeIntervalSeconds = scrapeIntervalSeconds
+        self.telemetry = telemetry
+        self.breaker = breaker
+        self.seed = seed
+        self.outages = outages
+    }
+}
+
+/// What happened to one simulated request.
+public struct SimulatedOutcome: Sendable, Equatable {
+    public var endpoint: Int?
+    /// Seconds from arrival until the caller sees the first token (network back to the caller included).
+    public var timeToFirstToken: Double?
+    public var endToEnd: Double?
+    public var outputTokens: Int
+    public var cachedPromptTokens: Int
+    public var attempts: Int
+    /// Why it failed, nil on success: `no_endpoint`, `refused`, `aborted`.
+    public var error: String?
+}
+
+/// A discrete-event simulation, in virtual time, of callers, the network and a fleet: every request is
+/// placed by the same `FleetRouter` the gateway runs, fed by the same `FleetTelemetry` (optimistic
+/// in-flight counts, engine metrics read on an interval, observed TTFT, breakers), and served by an
+/// `EngineModel` per endpoint. The network between a caller and a site is the router's round-trip
+/// model, half each way, as the emulator applies it.
+public struct FleetSimulation {
+    public let fleet: Fleet
+    public let settings: SimulationSettings
+    public let requests: [SimulatedRequest]
+    private let router: FleetRouter
+
+    private enum Event {
+        case arrival(Int)
+        case reach(request: Int, endpoint: Int)
+        case refused(request: Int, endpoint: Int)
+        case wake(endpoint: Int)
+        case scrape
+        case outage(endpoint: Int, down: Bool)
+    }
+
+    /// Per request: its route and where it stands.
+    private struct Flight {
+        var candidates: [RouteCandidate] = []
+        var attempt = 0
+        var sentAt = 0.0
+        var endpoint: Int?
+        var firstTokenAt: Double?
+    }
+
+    private var queue = EventQueue<Event>()
+    private var engines: [EngineModel]
+    private var down: [Bool]
+    private var onEndpoint: [Set<Int>]
+    private var lastWake: [Double]
+    private var telemetry: FleetTelemetry
+    private var random: SplitMix64
+    private var flights: [Flight]
+    public private(set) var outcomes: [SimulatedOutcome]
+    public private(set) var now = 0.0
+    /// Routing decisions made, including retries; each comes from `FleetRouter`.
+    public private(set) var decisions = 0
+
+    /// Endpoints without a catalog GPU profile run as `defaultProfile`.
+    public init(
+        fleet: Fleet, requests: [SimulatedRequest], settings: SimulationSettings,
+        defaultProfile: GPUProfile = GPUProfile.named("H100-8B")!
+    ) {
+        self.fleet = fleet
+        self.settings = settings
+        self.requests = requests.sorted { $0.arrival < $1.arrival }
+        self.router = FleetRouter(defaultLocation: .init(latitude: 0, longitude: 0))
+        self.engines = fleet.endpoints.map { EngineModel(profile: $0.gpu.flatMap { GPUProfile.named($0.profile) } ?? defaultProfile) }
+        self.down = Array(repeating: false, count: fleet.endpoints.count)
+        self.onEndpoint = Array(repeating: [], count: fleet.endpoints.count)
+        self.lastWake = Array(repeating: -1, count: fleet.endpoints.count)
+        self.telemetry = FleetTelemetry(endpointCount: fleet.endpoints.count, breaker: settings.breaker, settings: settings.telemetry)
+        self.random = SplitMix64(seed: settings.seed)
+        self.flights = Array(repeating: Flight(), count: requests.count)
+        self.outcomes = Array(
+            repeating: SimulatedOutcome(endpoint: nil, timeToFirstToken: nil, endToEnd: nil, outputTokens: 0, cachedPromptTokens: 0, attempts: 0),
+            count: requests.count)
+    }
+
+    /// Runs until every request has finished or failed.
+    public mutating func run() {
+        for index in requests.indices { queue.schedule(.arrival(index), at: requests[index].arrival) }
+        for outage in settings.outages {
+            for name in outage.endpoints {
+                guard let endpoint = fleet.endpoints.firstIndex(where: { $0.name == name }) else { continue }
+                queue.schedule(.outage(endpoint: endpoint, down: true), at: outage.start)
+                queue.schedule(.outage(endpoint: endpoint, down: false), at: outage.end)
+            }
+        }
+        if settings.scrapeIntervalSeconds > 0, !requests.isEmpty { queue.schedule(.scrape, at: 0) }
+        var open = requests.count
+        while open > 0, let (time, event) = queue.next() {
+            now = time
+            switch event {
+            case .arrival(let request):
+                route(request)
+            case .reach(let request, let endpoint):
+                reach(request, endpoint)
+            case .refused(let request, let endpoint):
+                telemetry.end(endpoint, outcome: .failure, sawFirstToken: false, at: now)
+                retry(request, error: "refused")
+            case .wake(let endpoint):
+                deliver(engines[endpoint].advance(to: now), endpoint: endpoint)
+                scheduleWake(endpoint)
+            case .scrape:
+                scrape()
+                if open > 0 { queue.schedule(.scrape, at: now + settings.scrapeIntervalSeconds) }
+            case .outage(let endpoint, let isDown):
+                setDown(endpoint, isDown)
+            }
+            open = requests.count - finished
+        }
+    }
+
+    private var finished = 0
+
+    // MARK: requests
+
+    private mutating func route(_ index: Int) {
+        let request = requests[index]
+        let routeRequest = RouteRequest(
+            model: fleet.models[0], stream: true, promptTokens: request.promptTokens, maxOutputTokens: request.outputTokens,
+            prefixBlocks: request.prefixBlocks, prefixBlockTokens: 512, clientLocation: request.location)
+        decisions += 1
+        let decision = router.decide(
+            routeRequest, policy: settings.policy, fleet: fleet, telemetry: telemetry, now: now, entropy: random.next(),
+            limit: settings.maxAttempts)
+        flights[index].candidates = decision.candidates
+        flights[index].attempt = 0
+        send(index)
+    }
+
+    /// Sends a request to its current candidate, or fails it when none is left.
+    private mutating func send(_ index: Int) {
+        var flight = flights[index]
+        while flight.attempt < flight.candidates.count {
+            let candidate = flight.candidates[flight.attempt]
+            if telemetry.begin(candidate.endpoint, prefixBlocks: requests[index].prefixBlocks, at: now) {
+                flight.sentAt = now
+                flight.endpoint = candidate.endpoint
+                flights[index] = flight
+                outcomes[index].attempts += 1
+                queue.schedule(.reach(request: index, endpoint: candidate.endpoint), at: now + candidate.evaluation.rttSeconds / 2)
+                return
+            }
+            flight.attempt += 1
+        }
+        flights[index] = flight
+        fail(index, outcomes[index].attempts == 0 ? "no_endpoint" : outcomes[index].error ?? "no_endpoint")
+    }
+
+    private mutating func reach(_ index: Int, _ endpoint: Int) {
+        let rtt = flights[index].candidates[flights[index].attempt].evaluation.rttSeconds
+        if down[endpoint] {
+            queue.schedule(.refused(request: index, endpoint: endpoint), at: now + rtt / 2)
+            return
+        }
+        let request = requests[index]
+        onEndpoint[endpoint].insert(index)
+        engines[endpoint].submit(
+            EngineRequest(
+                id: index, promptTokens: request.promptTokens, outputTokens: request.outputTokens, prefixBlockIDs: request.prefixBlocks,
+                arrival: request.arrival), at: now)
+        scheduleWake(endpoint)
+    }
+
+    /// Tries the next candidate, if the retry budget allows.
+    private mutating func retry(_ index: Int, error: String) {
+        outcomes[index].error = error
+        flights[index].attempt += 1
+        if outcomes[index].attempts >= settings.maxAttempts {
+            fail(index, error)
+            return
+        }
+        send(index)
+    }
+
+    private mutating func fail(_ index: Int, _ error: String) {
+        guard outcomes[index].endToEnd == nil else { return }
+        outcomes[index].error = error
+        outcomes[index].endpoint = nil
+        finished += 1
+    }
+
+    // MARK: engines
+
+    private mutating func deliver(_ events: [EngineEvent], endpoint: Int) {
+        for event in events {
+            let index = event.id
+            guard onEndpoint[endpoint].contains(index) else { continue }
+            let flight = flights[index]
+            let candidate = flight.candidates[flight.attempt]
+            let oneWay = candidate.evaluation.rttSeconds / 2
+            switch event {
+            case .firstToken(_, let at):
+                flights[index].firstTokenAt = at
+                outcomes[index].timeToFirstToken = at + oneWay - requests[index].arrival
+                let evaluation = candidate.evaluation
+                telemetry.firstToken(
+                    endpoint, ttft: at + oneWay - flight.sentAt,
+                    predicted: evaluation.modelQueueWaitSeconds + evaluation.prefillSeconds + evaluation.rttSeconds, at: now)
+            case .token:
+                break
+            case .finished(_, let at, _, let outputTokens, let cachedPromptTokens):
+                onEndpoint[endpoint].remove(index)
+                let first = flights[index].firstTokenAt ?? at
+                let pace = outputTokens > 1 ? (at - first) / Double(outputTokens - 1) : nil
+                telemetry.end(endpoint, outcome: .success, sawFirstToken: true, timePerOutputToken: pace, at: now)
+                outcomes[index].endToEnd = at + oneWay - requests[index].arrival
+                outcomes[index].outputTokens = outputTokens
+                outcomes[index].cachedPromptTokens = cachedPromptTokens
+                outcomes[index].endpoint = endpoint
+                outcomes[index].error = nil
+                finished += 1
+            }
+        }
+    }
+
+    private mutating func scheduleWake(_ endpoint: Int) {
+        guard let next = engines[endpoint].nextEventTime(), next != lastWake[endpoint] else { return }
+        lastWake[endpoint] = next
+        queue.schedule(.wake(endpoint: endpoint), at: next)
+    }
+
+    /// Engine metrics and health, as the gateway's monitor reads them.
+    private mutating func scrape() {
+        for endpoint in engines.indices {
+            if down[endpoint] {
+                telemetry.recordCheck(endpoint, succeeded: false, at: now)
+                continue
+            }
+            let engine = engines[endpoint]
+            telemetry.recordEngineRead(
+                endpoint,
+                snapshot: EngineLoadSnapshot(
+                    running: Double(engine.runningCount), waiting: Double(engine.waitingCount), kvCacheUsage: engine.kvUsage,
+                    powerWatts: engine.powerWatts(at: now)),
+                at: now)
+            telemetry.recordCheck(endpoint, succeeded: true, at: now)
+        }
+    }
+
+    /// An endpoint goes down (its requests are lost: those without a first token are retried, the
+    /// others end broken) or comes back with an empty engine.
+    private mutating func setDown(_ endpoint: Int, _ isDown: Bool) {
+        down[endpoint] = isDown
+        guard isDown else { return }
+        let lost = onEndpoint[endpoint].sorted()
+        onEndpoint[endpoint] = []
+        engines[endpoint] = EngineModel(profile: engines[endpoint].profile, startTime: now)
+        lastWake[endpoint] = -1
+        for index in lost {
+            let sawFirst = flights[index].firstTokenAt != nil
+            telemetry.end(endpoint, outcome: .failure, sawFirstToken: sawFirst, at: now)
+            if sawFirst {
+                fail(index, "aborted")
+            } else {
+                retry(index, error: "aborted")
+            }
+        }
+    }
+}
