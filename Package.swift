@@ -88,6 +88,7 @@ let package = Package(
                 "ProximaGateway",
                 "ProximaBench",
                 "ProximaEmulator",
+                "ProximaSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
