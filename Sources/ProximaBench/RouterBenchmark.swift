@@ -285,11 +285,12 @@ public enum RouterBenchmark {
 
     // MARK: the synthetic fleet
 
-    /// `endpoints` vLLM endpoints over min(endpoints, 50) sites spread around the world, GPU profiles
-    /// mixed over four 8B deployments, each priced per GPU-hour around the profile's rental price.
-    public static func makeFleet(endpoints: Int, seed: UInt64 = 1) throws -> Fleet {
+    /// `endpoints` vLLM endpoints over `sites` (default min(endpoints, 50)) sites spread around the
+    /// world, GPU profiles mixed over four 8B deployments, each priced per GPU-hour around the
+    /// profile's rental price.
+    public static func makeFleet(endpoints: Int, sites: Int? = nil, seed: UInt64 = 1) throws -> Fleet {
         var random = SplitMix64(seed: seed ^ 0xF1EE7)
-        let siteCount = min(endpoints, 50)
+        let siteCount = max(1, min(endpoints, sites ?? 50))
         var configuration = ProximaConfiguration()
         configuration.sites = (0..<siteCount).map { index in
             // Inhabited latitudes, any longitude.

@@ -50,10 +50,14 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Also write the comparison as JSON to this file.")
     var json: String?
 
+    @Option(help: "Instead of --fleet, a synthetic fleet of this many endpoints, one site each, around the world.")
+    var syntheticEndpoints: Int?
+
     func run() async throws {
         var configuration = try ConfigurationLoader.load(path: fleet, environment: ProcessInfo.processInfo.environment)
         configuration.routing.ttftTargetSeconds = ttftTarget
-        let fleetModel = try Fleet(configuration: configuration)
+        let fleetModel = try syntheticEndpoints.map { try RouterBenchmark.makeFleet(endpoints: $0, sites: $0, seed: seed) }
+            ?? Fleet(configuration: configuration)
         let names = policies.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
         let chosen = try names.map { name -> RoutingPolicy in
             guard let policy = RoutingPolicy.named(name, in: configuration.routing) else {
@@ -91,7 +95,9 @@ struct Simulate: AsyncParsableCommand {
             let result = PolicyResult(
                 policy: policy.name, outcomes: outcomes, fleet: fleetModel, ttftTargetSeconds: ttftTarget, wallSeconds: plan.duration)
             results.append(result)
-            print("  \(policy.name): \(requests.count) requests simulated in " + String(format: "%.2f s (%.0f requests/s)", wall, Double(requests.count) / max(wall, 1e-9)))
+            print(
+                "  \(policy.name): \(requests.count) requests simulated in "
+                    + String(format: "%.2f s (%.0f requests/s, %d routing decisions)", wall, Double(requests.count) / max(wall, 1e-9), simulation.decisions))
         }
         print("\nPolicies compared in simulation (\(workload.name), \(requests.count) requests, \(Int(plan.duration)) s):\n")
         print(PolicyResult.table(results))
