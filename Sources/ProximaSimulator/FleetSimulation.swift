@@ -34,6 +34,38 @@ public struct Outage: Sendable, Equatable {
         self.start = start
         self.end = end
     }
+
+    /// An outage written as `NAME@START-END` (seconds of simulated time; `END` may be left out for
+    /// "until the end"), where `NAME` is an endpoint or a site, whose endpoints all go down.
+    public init(parsing text: String, in fleet: Fleet) throws(OutageSyntaxError) {
+        let parts = text.split(separator: "@", maxSplits: 1)
+        guard parts.count == 2, !parts[0].isEmpty else { throw OutageSyntaxError(text: text, reason: "expected NAME@START-END") }
+        let name = String(parts[0])
+        let times = parts[1].split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let start = Double(times[0]), start >= 0 else { throw OutageSyntaxError(text: text, reason: "the start is not a number of seconds") }
+        var end = Double.infinity
+        if times.count == 2, !times[1].isEmpty {
+            guard let value = Double(times[1]), value > start else {
+                throw OutageSyntaxError(text: text, reason: "the end must be a number of seconds after the start")
+            }
+            end = value
+        }
+        let endpoints: [String]
+        if fleet.endpoints.contains(where: { $0.name == name }) {
+            endpoints = [name]
+        } else {
+            endpoints = fleet.endpoints.filter { $0.siteName == name }.map(\.name)
+        }
+        guard !endpoints.isEmpty else { throw OutageSyntaxError(text: text, reason: "'\(name)' is neither an endpoint nor a site") }
+        self.init(endpoints: endpoints, start: start, end: end)
+    }
+}
+
+/// Why an outage could not be read.
+public struct OutageSyntaxError: Error, CustomStringConvertible {
+    public var text: String
+    public var reason: String
+    public var description: String { "outage '\(text)': \(reason)" }
 }
 
 /// How a simulation runs: the policy, the gateway's retry budget, how often it reads engine metrics,
@@ -144,7 +176,7 @@ public struct FleetSimulation {
             for name in outage.endpoints {
                 guard let endpoint = fleet.endpoints.firstIndex(where: { $0.name == name }) else { continue }
                 queue.schedule(.outage(endpoint: endpoint, down: true), at: outage.start)
-                queue.schedule(.outage(endpoint: endpoint, down: false), at: outage.end)
+                if outage.end.isFinite { queue.schedule(.outage(endpoint: endpoint, down: false), at: outage.end) }
             }
         }
         if settings.scrapeIntervalSeconds > 0, !requests.isEmpty { queue.schedule(.scrape, at: 0) }

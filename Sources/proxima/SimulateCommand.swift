@@ -50,6 +50,9 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Also write the comparison as JSON to this file.")
     var json: String?
 
+    @Option(help: "An outage, repeatable: NAME@START-END in simulated seconds (END optional), NAME an endpoint or a site.")
+    var outage: [String] = []
+
     @Option(help: "Instead of --fleet, a synthetic fleet of this many endpoints, one site each, around the world.")
     var syntheticEndpoints: Int?
 
@@ -64,6 +67,9 @@ struct Simulate: AsyncParsableCommand {
                 throw ValidationError("unknown policy '\(name)' (known: \(RoutingPolicy.names(in: configuration.routing).joined(separator: ", ")))")
             }
             return policy
+        }
+        let outages = try outage.map { text -> Outage in
+            do { return try Outage(parsing: text, in: fleetModel) } catch let error as OutageSyntaxError { throw ValidationError(error.description) }
         }
         let workload = try TraceFiles.load(trace, from: tracesDir)
         let plan = LoadPlan(
@@ -83,7 +89,8 @@ struct Simulate: AsyncParsableCommand {
                 settings: SimulationSettings(
                     policy: policy, maxAttempts: configuration.server.maxAttempts,
                     scrapeIntervalSeconds: configuration.routing.telemetry.scrapeIntervalSeconds,
-                    telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed))
+                    telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed,
+                    outages: outages))
             simulation.run()
             let wall = (ContinuousClock.now - started).seconds
             let outcomes = simulation.outcomes.enumerated().map { index, outcome in

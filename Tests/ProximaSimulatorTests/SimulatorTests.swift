@@ -137,4 +137,31 @@ import Testing
         #expect(ttfts.count == 600)
         #expect(ttfts.last! > 10 * ttfts.first!, "the last of 600 waits for slots: \(ttfts.first!) → \(ttfts.last!)")
     }
+
+    @Test func outagesAreReadByEndpointOrSite() throws {
+        let fleet = try Self.fleet([("fra-1", "frankfurt"), ("fra-2", "frankfurt"), ("syd-1", "sydney")])
+        #expect(try Outage(parsing: "syd-1@10-20", in: fleet) == Outage(endpoints: ["syd-1"], start: 10, end: 20))
+        #expect(try Outage(parsing: "frankfurt@5", in: fleet) == Outage(endpoints: ["fra-1", "fra-2"], start: 5, end: .infinity))
+        for bad in ["atlantis@1-2", "fra-1@x", "fra-1@5-3", "@1-2", "fra-1"] {
+            #expect(throws: OutageSyntaxError.self, "\(bad)") { try Outage(parsing: bad, in: fleet) }
+        }
+    }
+
+    @Test func aSiteOutageMidRunLosesOnlyTheStreamsItWasServing() throws {
+        let fleet = try Self.fleet([("fra-1", "frankfurt"), ("syd-1", "sydney")])
+        let requests = (0..<300).map { index in
+            SimulatedRequest(arrival: Double(index) * 0.1, location: Self.frankfurt, promptTokens: 500, outputTokens: 400)
+        }
+        var simulation = FleetSimulation(
+            fleet: fleet, requests: requests,
+            settings: .init(policy: Self.policy(.nearest), scrapeIntervalSeconds: 0.5, outages: [try Outage(parsing: "frankfurt@10", in: fleet)]))
+        simulation.run()
+        let aborted = simulation.outcomes.filter { $0.error == "aborted" }
+        #expect(!aborted.isEmpty, "streams running in Frankfurt at 10 s are cut")
+        let abortedArrivals = simulation.outcomes.enumerated().filter { $0.element.error == "aborted" }.map { requests[$0.offset].arrival }
+        #expect(abortedArrivals.allSatisfy { $0 < 10 }, "only streams that started before the outage")
+        let later = simulation.outcomes.enumerated().filter { requests[$0.offset].arrival > 11 }.map(\.element)
+        #expect(later.allSatisfy { $0.error == nil && $0.endpoint == 1 }, "after the outage everything goes to Sydney")
+        #expect(simulation.outcomes.filter { $0.error != nil }.count == aborted.count, "nothing else fails")
+    }
 }
