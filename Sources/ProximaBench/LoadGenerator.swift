@@ -149,7 +149,7 @@ public final class LoadGenerator: Sendable {
         let start = ContinuousClock.now
         var outcome = RequestOutcome(metro: 0, endToEnd: 0, outputTokens: 0, lateStart: 0)
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(settings.requestTimeout.nanosecondsValue))
+            let response = try await client.execute(request, timeout: .nanoseconds(settings.requestTimeout.nanoseconds))
             outcome.endpoint = response.headers.first(name: "x-proxima-endpoint")
             guard response.status == .ok else {
                 _ = try? await response.body.collect(upTo: 1 << 20)
@@ -232,14 +232,3 @@ struct StreamScanner {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}

@@ -95,7 +95,7 @@ final class EmulatedEndpoint: Sendable {
         let (settings, setAt) = faults.withLock { $0 }
         let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
         let decision = FaultDecision.decide(
-            settings, secondsSinceSet: (ContinuousClock.now - setAt).secondsValue, draw: draw, outputTokens: prompt.outputTokens)
+            settings, secondsSinceSet: (ContinuousClock.now - setAt).seconds, draw: draw, outputTokens: prompt.outputTokens)
         let oneWay = oneWayDelay(from: request.headers[HTTPField.Name("x-proxima-client-location")!])
         switch decision {
         case .refuse, .hang:

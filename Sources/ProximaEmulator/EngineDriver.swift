@@ -20,7 +20,7 @@ final class EngineDriver: Sendable {
         var arrivals: [Int: Double] = [:]
 
         func engineTime(at wall: ContinuousClock.Instant) -> Double {
-            engineAnchor + (wall - wallAnchor).secondsValue / slowdown
+            engineAnchor + (wall - wallAnchor).seconds / slowdown
         }
 
         func wallTime(ofEngineTime time: Double) -> ContinuousClock.Instant {
@@ -178,9 +178,3 @@ struct EngineMetricsRecorder: Sendable {
     var finishedRequests = 0
 }
 
-extension Duration {
-    var secondsValue: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-}

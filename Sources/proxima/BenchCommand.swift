@@ -96,7 +96,7 @@ struct Load: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         let report = LoadReport(
             target: base, workload: workload.name, outcomes: outcomes, metros: population,
-            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            wallSeconds: elapsed.seconds)
         print(report.table())
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))

@@ -89,7 +89,7 @@ struct Demo: AsyncParsableCommand {
             progress.cancel()
             _ = await progress.value
             let elapsed = ContinuousClock.now - started
-            let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let wall = elapsed.seconds
             let result = PolicyResult(policy: policy, outcomes: outcomes, fleet: fleetModel, ttftTargetSeconds: ttftTarget, wallSeconds: wall)
             results.append(result)
             print(String(format: "\n  TTFT p50 %.0f ms, p99 %.0f ms; SLO met %.0f%%; %d errors\n", result.timeToFirstToken.p50, result.timeToFirstToken.p99, result.sloAttainment * 100, result.errors))

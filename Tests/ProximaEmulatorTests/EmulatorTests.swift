@@ -48,7 +48,7 @@ enum EmulatorHTTP {
         let total = ContinuousClock.now - start
         return Reply(
             status: Int(response.status.code), body: body, firstChunkAfter: first,
-            totalSeconds: Double(total.components.seconds) + Double(total.components.attoseconds) * 1e-18)
+            totalSeconds: total.seconds)
     }
 
     static func get(_ url: String) async throws -> String {

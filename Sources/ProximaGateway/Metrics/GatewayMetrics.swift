@@ -125,18 +125,6 @@ public final class GatewayMetrics: Sendable {
     }
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-}
-
 /// How an upstream attempt failed, as counted in `proxima_upstream_errors_total`.
 enum UpstreamFailureKind: String, Sendable {
     case connect

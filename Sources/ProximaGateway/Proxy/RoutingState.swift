@@ -94,8 +94,7 @@ final class RoutingState: Sendable {
 
     /// Seconds since this state was created, on the monotonic clock: the time Core's models take.
     func now() -> Double {
-        let elapsed = ContinuousClock.now - origin
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        (ContinuousClock.now - origin).seconds
     }
 
     var snapshot: RoutingSnapshot { inner.withLock { $0.snapshot } }
