@@ -290,7 +290,7 @@ public struct FleetSimulation {
                 let evaluation = candidate.evaluation
                 telemetry.firstToken(
                     endpoint, ttft: at + oneWay - flight.sentAt,
-                    predicted: evaluation.modelQueueWaitSeconds + evaluation.prefillSeconds + evaluation.rttSeconds, at: now)
+                    predicted: evaluation.uncorrectedTTFTSeconds(includingRoundTrip: true), at: now)
             case .token:
                 break
             case .finished(_, let at, _, let outputTokens, let cachedPromptTokens):

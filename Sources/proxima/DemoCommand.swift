@@ -76,9 +76,7 @@ struct Demo: AsyncParsableCommand {
             let emulated = try await EmulatorFleet.start(configuration: run, logger: quiet)
             let gateway = try Gateway(configuration: run, logger: quiet)
             let group = ServiceGroup(
-                configuration: gateway.serviceGroupConfiguration(
-                    services: [gateway.upstreamClientService(), gateway.endpointMonitor(), gateway.makeApplication()],
-                    signals: [.sigterm, .sigint]))
+                configuration: gateway.serviceGroupConfiguration(services: gateway.services(), signals: [.sigterm, .sigint]))
             let gatewayTask = Task { try await group.run() }
             try await Task.sleep(for: .milliseconds(500))
             print("[\(index + 1)/\(policyNames.count)] \(policy)")

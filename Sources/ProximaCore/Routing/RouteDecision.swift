@@ -112,6 +112,14 @@ public struct CandidateEvaluation: Sendable, Equatable {
     public var score = 0.0
     /// Whether the predicted TTFT meets the `slo` policy's target (nil under other policies).
     public var meetsTarget: Bool?
+
+    /// The TTFT whoever sends the request will measure if the model is right, before the observed
+    /// correction: queue wait and prefill, plus the round trip when the endpoint adds the caller's
+    /// network delay itself (emulated endpoints, the simulator). The observed TTFT minus this is what
+    /// `FleetTelemetry.firstToken` learns.
+    public func uncorrectedTTFTSeconds(includingRoundTrip: Bool) -> Double {
+        modelQueueWaitSeconds + prefillSeconds + (includingRoundTrip ? rttSeconds : 0)
+    }
 }
 
 /// One endpoint to try, with the model name it must be sent and how the router rated it.

@@ -262,12 +262,10 @@ struct InferenceProxy: Sendable {
         }
     }
 
-    /// What the gateway itself will measure as TTFT if the router's model is right: queue wait and
-    /// prefill, plus the caller's round trip when the endpoint is emulated (it adds that delay).
+    /// What the gateway itself will measure as TTFT if the router's model is right; emulated
+    /// endpoints add the caller's round trip themselves.
     private func observablePrediction(_ candidate: RouteCandidate, endpoint: Endpoint, exchange: Exchange) -> Double {
-        let evaluation = candidate.evaluation
-        let network = endpoint.engine == .emulated && exchange.clientLocation != nil ? evaluation.rttSeconds : 0
-        return evaluation.modelQueueWaitSeconds + evaluation.prefillSeconds + network
+        candidate.evaluation.uncorrectedTTFTSeconds(includingRoundTrip: endpoint.engine == .emulated && exchange.clientLocation != nil)
     }
 
     private func recordFailure(_ endpoint: Endpoint, ref: EndpointRef, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {

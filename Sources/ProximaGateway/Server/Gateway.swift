@@ -106,13 +106,17 @@ public struct Gateway: Sendable {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the configuration.
     public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         let group = ServiceGroup(
-            configuration: serviceGroupConfiguration(
-                services: [
-                    UpstreamClientService(client: client), endpointMonitor(), ReloadOnHangup(gateway: self),
-                    makeApplication(onServerRunning: onServerRunning),
-                ],
-                signals: [.sigterm, .sigint]))
+            configuration: serviceGroupConfiguration(services: services(onServerRunning: onServerRunning), signals: [.sigterm, .sigint]))
         try await group.run()
+    }
+
+    /// Everything the gateway runs, in start order (they stop in reverse): the upstream client, the
+    /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
+    public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
+        [
+            UpstreamClientService(client: client), endpointMonitor(), ReloadOnHangup(gateway: self),
+            makeApplication(onServerRunning: onServerRunning),
+        ]
     }
 
     /// The service that reads engine metrics and checks endpoints on an interval.
