@@ -16,6 +16,9 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     /// Scores of the `balanced` policy within this much of the best count as a tie; ties are broken
     /// by the lighter of two random picks so that bursts spread.
     public var tieTolerance: Double
+    /// Share of the TTFT target the `slo` policy keeps in reserve for prediction error: a candidate
+    /// meets the target when its predicted TTFT is within `target x (1 - margin)`.
+    public var sloMargin: Double
     /// Output tokens expected from a request that sets no `max_tokens`.
     public var expectedOutputTokens: Int
     /// Named caller locations a request may give in `x-proxima-client-location` instead of
@@ -28,7 +31,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     public init(
         policy: String = "balanced", policies: [String: PolicySettings] = [:], routes: [String: String] = [:],
         weights: AxisWeights = .init(), ttftTargetSeconds: Double = 1.0, centralSite: String? = nil,
-        tieTolerance: Double = 0.05, expectedOutputTokens: Int = 256, regions: [String: Coordinates] = [:],
+        tieTolerance: Double = 0.05, sloMargin: Double = 0.2, expectedOutputTokens: Int = 256, regions: [String: Coordinates] = [:],
         breaker: BreakerSettings = .init(),
         telemetry: TelemetrySettings = .init(), hedging: HedgingSettings = .init()
     ) {
@@ -39,6 +42,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         self.ttftTargetSeconds = ttftTargetSeconds
         self.centralSite = centralSite
         self.tieTolerance = tieTolerance
+        self.sloMargin = sloMargin
         self.expectedOutputTokens = expectedOutputTokens
         self.regions = regions
         self.breaker = breaker
@@ -48,7 +52,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case policy, policies, routes, weights, ttftTargetSeconds = "ttft_target_seconds"
-        case centralSite = "central_site", tieTolerance = "tie_tolerance"
+        case centralSite = "central_site", tieTolerance = "tie_tolerance", sloMargin = "slo_margin"
         case expectedOutputTokens = "expected_output_tokens", regions, breaker, telemetry, hedging
     }
 
@@ -63,6 +67,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         ttftTargetSeconds = try c.decodeIfPresent(Double.self, forKey: .ttftTargetSeconds) ?? d.ttftTargetSeconds
         centralSite = try c.decodeIfPresent(String.self, forKey: .centralSite)
         tieTolerance = try c.decodeIfPresent(Double.self, forKey: .tieTolerance) ?? d.tieTolerance
+        sloMargin = try c.decodeIfPresent(Double.self, forKey: .sloMargin) ?? d.sloMargin
         expectedOutputTokens = try c.decodeIfPresent(Int.self, forKey: .expectedOutputTokens) ?? d.expectedOutputTokens
         regions = try c.decodeIfPresent([String: Coordinates].self, forKey: .regions) ?? [:]
         breaker = try c.decodeIfPresent(BreakerSettings.self, forKey: .breaker) ?? d.breaker
@@ -94,6 +99,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
             problems.append(.init("routing.central_site", "unknown site '\(site)'"))
         }
         if !(tieTolerance >= 0) { problems.append(.init("routing.tie_tolerance", "must not be negative")) }
+        if !(sloMargin >= 0 && sloMargin < 1) { problems.append(.init("routing.slo_margin", "must be at least 0 and below 1")) }
         if expectedOutputTokens < 1 { problems.append(.init("routing.expected_output_tokens", "must be at least 1")) }
         for (name, policy) in policies.sorted(by: { $0.key < $1.key }) {
             let path = "routing.policies.\(name)"

@@ -21,6 +21,8 @@ public struct EngineModel: Sendable {
     public private(set) var generatedTokens = 0
     /// Energy of completed steps and of idle time up to the clock.
     public private(set) var energyJoules = 0.0
+    /// Seconds spent in completed steps: the time the GPUs were busy, as a utilization gauge counts it.
+    public private(set) var busySeconds = 0.0
     /// Prompt blocks looked up in the prefix cache.
     public private(set) var prefixCacheQueries = 0
     /// Prompt blocks found in the prefix cache (leading blocks only).
@@ -138,6 +140,7 @@ public struct EngineModel: Sendable {
 
     private mutating func complete(_ step: Step, into events: inout [EngineEvent]) {
         energyJoules += step.watts * (step.end - step.start)
+        busySeconds += step.end - step.start
         time = step.end
         for index in running.indices {
             if running[index].decodesThisStep {

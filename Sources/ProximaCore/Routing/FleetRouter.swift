@@ -184,7 +184,13 @@ public final class FleetRouter: Sendable {
         let service = promptTokens / rate + expectedOutput * step
         let position = max(0, load + 1 - slots)
         let slotWait = position * service / slots
-        let prefillAhead = min(Double(status.awaitingFirstToken), running) * promptTokens / rate
+        // Of the requests awaiting a first token, those holding a slot prefill ahead of this one: their
+        // own queued prompt tokens when the gateway counted them, else this request's size each.
+        let admittedAhead = min(Double(status.awaitingFirstToken), running)
+        let prefillAhead =
+            status.pendingPrefillTokens > 0
+            ? Double(status.pendingPrefillTokens) * admittedAhead / Double(max(1, status.awaitingFirstToken)) / rate
+            : admittedAhead * promptTokens / rate
         let modelQueueWait = slotWait + prefillAhead
         let queueWait = max(0, modelQueueWait + residual)
         var cachedTokens = 0
@@ -294,15 +300,16 @@ public final class FleetRouter: Sendable {
             return Reason(text: "lowest weighted score over the five axes")
         case .slo:
             let target = policy.ttftTargetSeconds
+            let bound = target * (1 - policy.sloMargin)
             var meeting = 0
             for index in evaluations.indices {
-                let meets = evaluations[index].predictedTTFTSeconds <= target
+                let meets = evaluations[index].predictedTTFTSeconds <= bound
                 evaluations[index].meetsTarget = meets
                 if meets && evaluations[index].fallbackLevel == 0 { meeting += 1 }
             }
             for index in evaluations.indices {
                 let evaluation = evaluations[index]
-                                if meeting > 0 {
+                if meeting > 0 {
                     // Meeting the target comes first; among those, cost decides.
                     evaluations[index].score = (evaluation.meetsTarget! ? evaluation.costUSD : 1e6 + evaluation.predictedTTFTSeconds)
                 } else {

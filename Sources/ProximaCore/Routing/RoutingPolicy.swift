@@ -6,12 +6,14 @@ public struct RoutingPolicy: Sendable, Equatable {
     public var ttftTargetSeconds: Double
     public var centralSite: String?
     public var tieTolerance: Double
+    /// Share of the TTFT target the `slo` policy keeps in reserve for prediction error.
+    public var sloMargin: Double
     /// Output tokens assumed for requests without `max_tokens`.
     public var expectedOutputTokens: Int
 
     public init(
         name: String, kind: PolicyKind, weights: AxisWeights = .init(), ttftTargetSeconds: Double = 1.0,
-        centralSite: String? = nil, tieTolerance: Double = 0.05, expectedOutputTokens: Int = 256
+        centralSite: String? = nil, tieTolerance: Double = 0.05, sloMargin: Double = 0.2, expectedOutputTokens: Int = 256
     ) {
         self.name = name
         self.kind = kind
@@ -19,6 +21,7 @@ public struct RoutingPolicy: Sendable, Equatable {
         self.ttftTargetSeconds = ttftTargetSeconds
         self.centralSite = centralSite
         self.tieTolerance = tieTolerance
+        self.sloMargin = sloMargin
         self.expectedOutputTokens = expectedOutputTokens
     }
 
@@ -31,6 +34,7 @@ public struct RoutingPolicy: Sendable, Equatable {
             name: name, kind: kind, weights: named?.weights ?? settings.weights,
             ttftTargetSeconds: named?.ttftTargetSeconds ?? settings.ttftTargetSeconds,
             centralSite: named?.centralSite ?? settings.centralSite, tieTolerance: settings.tieTolerance,
+            sloMargin: settings.sloMargin,
             expectedOutputTokens: settings.expectedOutputTokens)
     }
 

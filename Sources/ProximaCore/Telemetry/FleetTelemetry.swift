@@ -15,6 +15,9 @@ public struct EndpointStatus: Sendable {
     public internal(set) var inFlight = 0
     /// Of those, requests still waiting for their first token.
     public internal(set) var awaitingFirstToken = 0
+    /// Prompt tokens (less those expected from the prefix cache) of the requests awaiting their first
+    /// token, when callers give them: the prefill queued ahead of a new request.
+    public internal(set) var pendingPrefillTokens = 0
     /// The last engine metrics and when they were read.
     public internal(set) var engine: EngineLoadSnapshot?
     public internal(set) var engineReadAt: Double?
@@ -105,12 +108,15 @@ public struct FleetTelemetry: Sendable {
 
     /// Takes the right to send a request to `endpoint` and counts it as in flight. Returns false,
     /// changing nothing, when the endpoint is drained or its breaker refuses.
-    public mutating func begin(_ endpoint: Int, prefixBlocks: [UInt64] = [], at now: Double) -> Bool {
+    /// `prefillTokens` is the request's share of the prefill queue (its prompt less the prefix the
+    /// router expects cached); give the same number to `firstToken` or `end`.
+    public mutating func begin(_ endpoint: Int, prefixBlocks: [UInt64] = [], prefillTokens: Int = 0, at now: Double) -> Bool {
         guard statuses.indices.contains(endpoint), !statuses[endpoint].drained,
             statuses[endpoint].breaker.acquire(at: now)
         else { return false }
         statuses[endpoint].inFlight += 1
         statuses[endpoint].awaitingFirstToken += 1
+        statuses[endpoint].pendingPrefillTokens += max(0, prefillTokens)
         statuses[endpoint].requests += 1
         statuses[endpoint].lastSent = now
         if !prefixBlocks.isEmpty { prefixes[endpoint].use(prefixBlocks) }
@@ -120,9 +126,10 @@ public struct FleetTelemetry: Sendable {
     /// The first token (or the whole answer) of a request arrived after `ttft` seconds (nil when
     /// the time says nothing about TTFT, as for a whole answer); `predicted` is what the router
     /// expected, to learn the endpoint's bias.
-    public mutating func firstToken(_ endpoint: Int, ttft: Double?, predicted: Double?, at now: Double) {
+    public mutating func firstToken(_ endpoint: Int, ttft: Double?, predicted: Double?, prefillTokens: Int = 0, at now: Double) {
         guard statuses.indices.contains(endpoint) else { return }
         statuses[endpoint].awaitingFirstToken = max(0, statuses[endpoint].awaitingFirstToken - 1)
+        statuses[endpoint].pendingPrefillTokens = max(0, statuses[endpoint].pendingPrefillTokens - max(0, prefillTokens))
         guard let ttft else { return }
         statuses[endpoint].ttft = blend(statuses[endpoint].ttft, ttft)
         if let predicted {
@@ -135,11 +142,15 @@ public struct FleetTelemetry: Sendable {
     /// A request ended. `sawFirstToken` says whether `firstToken` was recorded for it;
     /// `timePerOutputToken` is the stream's measured pace, when there was one.
     public mutating func end(
-        _ endpoint: Int, outcome: EndpointOutcome, sawFirstToken: Bool, timePerOutputToken: Double? = nil, at now: Double
+        _ endpoint: Int, outcome: EndpointOutcome, sawFirstToken: Bool, timePerOutputToken: Double? = nil, prefillTokens: Int = 0,
+        at now: Double
     ) {
         guard statuses.indices.contains(endpoint) else { return }
         statuses[endpoint].inFlight = max(0, statuses[endpoint].inFlight - 1)
-        if !sawFirstToken { statuses[endpoint].awaitingFirstToken = max(0, statuses[endpoint].awaitingFirstToken - 1) }
+        if !sawFirstToken {
+            statuses[endpoint].awaitingFirstToken = max(0, statuses[endpoint].awaitingFirstToken - 1)
+            statuses[endpoint].pendingPrefillTokens = max(0, statuses[endpoint].pendingPrefillTokens - max(0, prefillTokens))
+        }
         if let pace = timePerOutputToken, pace.isFinite, pace > 0 {
             statuses[endpoint].timePerOutputToken = blend(statuses[endpoint].timePerOutputToken, pace)
         }

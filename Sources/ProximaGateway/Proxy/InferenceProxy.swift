@@ -187,7 +187,9 @@ struct InferenceProxy: Sendable {
         let endpoint = exchange.routing.fleet.endpoints[candidate.endpoint]
         return Leg(
             position: position, candidate: candidate, endpoint: endpoint,
-            ref: EndpointRef(index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation))
+            ref: EndpointRef(
+                index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation,
+                prefillTokens: max(0, exchange.request.estimatedPromptTokens - candidate.evaluation.cachedPromptTokens)))
     }
 
     /// Tries the primary leg; with a hedge, also sends the hedge when the primary has produced

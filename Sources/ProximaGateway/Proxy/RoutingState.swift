@@ -56,6 +56,9 @@ struct EndpointRef: Sendable, Equatable {
     var index: Int
     var name: String
     var generation: Int
+    /// The request's share of the endpoint's prefill queue (its estimated prompt less the prefix the
+    /// router expects cached), counted from `begin` until its first token or end; 0 outside requests.
+    var prefillTokens = 0
 }
 
 /// The fleet the request path routes over and the live telemetry about it. Decisions are made
@@ -117,7 +120,9 @@ final class RoutingState: Sendable {
                 request, policy: policy, fleet: inner.snapshot.fleet, telemetry: inner.telemetry, now: now,
                 entropy: inner.entropy.next(), limit: limit, explain: explain)
             if claimFirst, let first = decision.candidates.first {
-                _ = inner.telemetry.begin(first.endpoint, prefixBlocks: request.prefixBlocks, at: now)
+                _ = inner.telemetry.begin(
+                    first.endpoint, prefixBlocks: request.prefixBlocks,
+                    prefillTokens: max(0, request.promptTokens - first.evaluation.cachedPromptTokens), at: now)
             }
             return (inner.snapshot, decision)
         }
@@ -128,7 +133,7 @@ final class RoutingState: Sendable {
         let now = now()
         return inner.withLock { inner in
             guard let index = Self.resolve(endpoint, in: inner) else { return false }
-            return inner.telemetry.begin(index, prefixBlocks: prefixBlocks, at: now)
+            return inner.telemetry.begin(index, prefixBlocks: prefixBlocks, prefillTokens: endpoint.prefillTokens, at: now)
         }
     }
 
@@ -136,7 +141,7 @@ final class RoutingState: Sendable {
         let now = now()
         inner.withLock { inner in
             guard let index = Self.resolve(endpoint, in: inner) else { return }
-            inner.telemetry.firstToken(index, ttft: ttft, predicted: predicted, at: now)
+            inner.telemetry.firstToken(index, ttft: ttft, predicted: predicted, prefillTokens: endpoint.prefillTokens, at: now)
         }
     }
 
@@ -144,7 +149,9 @@ final class RoutingState: Sendable {
         let now = now()
         inner.withLock { inner in
             guard let index = Self.resolve(endpoint, in: inner) else { return }
-            inner.telemetry.end(index, outcome: outcome, sawFirstToken: sawFirstToken, timePerOutputToken: timePerOutputToken, at: now)
+            inner.telemetry.end(
+                index, outcome: outcome, sawFirstToken: sawFirstToken, timePerOutputToken: timePerOutputToken,
+                prefillTokens: endpoint.prefillTokens, at: now)
         }
     }
 
