@@ -78,7 +78,7 @@ let package = Package(
         ),
         .target(
             name: "ProximaSimulator",
-            dependencies: ["ProximaCore"],
+            dependencies: ["ProximaCore", "ProximaBench"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProximaSimulatorTests",
-            dependencies: ["ProximaCore", "ProximaSimulator"],
+            dependencies: ["ProximaCore", "ProximaBench", "ProximaSimulator"],
             swiftSettings: testSettings
         ),
         .testTarget(

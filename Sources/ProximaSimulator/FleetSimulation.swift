@@ -23,21 +23,30 @@ public struct SimulatedRequest: Sendable, Equatable {
     }
 }
 
-/// A site or endpoint that stops answering for a while (connections refused, running requests lost).
+/// A site or endpoint out of service for a while: either it fails (connections refused, running
+/// requests lost) or it is drained (a capacity change: it takes no new requests and finishes the
+/// running ones). A drain from 0 to T models capacity added at T; a drain from T on, capacity removed.
 public struct Outage: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        case failure
+        case drain
+    }
+
     public var endpoints: [String]
     public var start: Double
     public var end: Double
+    public var kind: Kind
 
-    public init(endpoints: [String], start: Double, end: Double) {
+    public init(endpoints: [String], start: Double, end: Double, kind: Kind = .failure) {
         self.endpoints = endpoints
         self.start = start
         self.end = end
+        self.kind = kind
     }
 
     /// An outage written as `NAME@START-END` (seconds of simulated time; `END` may be left out for
     /// "until the end"), where `NAME` is an endpoint or a site, whose endpoints all go down.
-    public init(parsing text: String, in fleet: Fleet) throws(OutageSyntaxError) {
+    public init(parsing text: String, in fleet: Fleet, kind: Kind = .failure) throws(OutageSyntaxError) {
         let parts = text.split(separator: "@", maxSplits: 1)
         guard parts.count == 2, !parts[0].isEmpty else { throw OutageSyntaxError(text: text, reason: "expected NAME@START-END") }
         let name = String(parts[0])
@@ -57,7 +66,7 @@ public struct Outage: Sendable, Equatable {
             endpoints = fleet.endpoints.filter { $0.siteName == name }.map(\.name)
         }
         guard !endpoints.isEmpty else { throw OutageSyntaxError(text: text, reason: "'\(name)' is neither an endpoint nor a site") }
-        self.init(endpoints: endpoints, start: start, end: end)
+        self.init(endpoints: endpoints, start: start, end: end, kind: kind)
     }
 }
 
@@ -69,7 +78,7 @@ public struct OutageSyntaxError: Error, CustomStringConvertible {
 }
 
 /// How a simulation runs: the policy, the gateway's retry budget, how often it reads engine metrics,
-/// the random seed, and outages.
+/// the random seed, outages and capacity changes, and whether the router sees prompt prefixes.
 public struct SimulationSettings: Sendable {
     public var policy: RoutingPolicy
     public var maxAttempts: Int
@@ -78,10 +87,13 @@ public struct SimulationSettings: Sendable {
     public var breaker: BreakerSettings
     public var seed: UInt64
     public var outages: [Outage]
+    /// Whether routing requests carry the prompts' prefix blocks; without them the router can neither
+    /// prefer the endpoint that holds a prefix nor shorten its predicted prefill (engines still cache).
+    public var routerSeesPrefixes: Bool
 
     public init(
         policy: RoutingPolicy, maxAttempts: Int = 3, scrapeIntervalSeconds: Double = 2, telemetry: TelemetrySettings = .init(),
-        breaker: BreakerSettings = .init(), seed: UInt64 = 1, outages: [Outage] = []
+        breaker: BreakerSettings = .init(), seed: UInt64 = 1, outages: [Outage] = [], routerSeesPrefixes: Bool = true
     ) {
         self.policy = policy
         self.maxAttempts = maxAttempts
@@ -90,6 +102,26 @@ public struct SimulationSettings: Sendable {
         self.breaker = breaker
         self.seed = seed
         self.outages = outages
+        self.routerSeesPrefixes = routerSeesPrefixes
+    }
+}
+
+/// One endpoint's work over a run: how busy its GPUs were, what they drew and what its prefix cache saved.
+public struct EndpointUsage: Sendable, Equatable {
+    public var busySeconds = 0.0
+    public var energyJoules = 0.0
+    public var promptTokens = 0
+    public var cachedPromptTokens = 0
+    public var generatedTokens = 0
+
+    public init() {}
+
+    mutating func add(_ engine: EngineModel) {
+        busySeconds += engine.busySeconds
+        energyJoules += engine.energyJoules
+        promptTokens += engine.promptTokensProcessed + engine.cachedPromptTokens
+        cachedPromptTokens += engine.cachedPromptTokens
+        generatedTokens += engine.generatedTokens
     }
 }
 
@@ -102,6 +134,13 @@ public struct SimulatedOutcome: Sendable, Equatable {
     public var outputTokens: Int
     public var cachedPromptTokens: Int
     public var attempts: Int
+    /// Round trip between the caller and the serving endpoint: the network's share of the TTFT.
+    public var roundTripSeconds: Double?
+    /// The serving engine's prefill time for the uncached prompt when it has nothing else to do: the
+    /// TTFT less this and the round trip is time spent waiting behind other work.
+    public var unloadedPrefillSeconds: Double?
+    /// The TTFT the router predicted for the serving endpoint when it chose it.
+    public var predictedTTFTSeconds: Double?
     /// Why it failed, nil on success: `no_endpoint`, `refused`, `aborted`.
     public var error: String?
 }
@@ -124,6 +163,7 @@ public struct FleetSimulation {
         case wake(endpoint: Int)
         case scrape
         case outage(endpoint: Int, down: Bool)
+        case drain(endpoint: Int, drained: Bool)
     }
 
     /// Per request: its route and where it stands.
@@ -141,6 +181,8 @@ public struct FleetSimulation {
     private var onEndpoint: [Set<Int>]
     private var lastWake: [Double]
     private var telemetry: FleetTelemetry
+    /// Work of engines replaced after a failure.
+    private var retiredUsage: [EndpointUsage]
     private var random: SplitMix64
     private var flights: [Flight]
     public private(set) var outcomes: [SimulatedOutcome]
@@ -157,39 +199,62 @@ public struct FleetSimulation {
         self.settings = settings
         self.requests = requests.sorted { $0.arrival < $1.arrival }
         self.router = FleetRouter(defaultLocation: .init(latitude: 0, longitude: 0))
-        self.engines = fleet.endpoints.map { EngineModel(profile: $0.gpu.flatMap { GPUProfile.named($0.profile) } ?? defaultProfile) }
+        self.engines = FleetCapacity.profiles(of: fleet, defaultProfile: defaultProfile).map { EngineModel(profile: $0) }
         self.down = Array(repeating: false, count: fleet.endpoints.count)
+        self.retiredUsage = Array(repeating: EndpointUsage(), count: fleet.endpoints.count)
         self.onEndpoint = Array(repeating: [], count: fleet.endpoints.count)
         self.lastWake = Array(repeating: -1, count: fleet.endpoints.count)
         self.telemetry = FleetTelemetry(endpointCount: fleet.endpoints.count, breaker: settings.breaker, settings: settings.telemetry)
         self.random = SplitMix64(seed: settings.seed)
         self.flights = Array(repeating: Flight(), count: requests.count)
         self.outcomes = Array(
-            repeating: SimulatedOutcome(endpoint: nil, timeToFirstToken: nil, endToEnd: nil, outputTokens: 0, cachedPromptTokens: 0, attempts: 0),
+            repeating: SimulatedOutcome(
+                endpoint: nil, timeToFirstToken: nil, endToEnd: nil, outputTokens: 0, cachedPromptTokens: 0, attempts: 0, roundTripSeconds: nil,
+                unloadedPrefillSeconds: nil, predictedTTFTSeconds: nil),
             count: requests.count)
     }
 
-    /// Runs until every request has finished or failed.
-    public mutating func run() {
-        for index in requests.indices { queue.schedule(.arrival(index), at: requests[index].arrival) }
+    /// The simulated time by which every request has ended, and each endpoint's work until then.
+    public var usage: [EndpointUsage] {
+        engines.indices.map { endpoint in
+            var usage = retiredUsage[endpoint]
+            usage.add(engines[endpoint])
+            return usage
+        }
+    }
+
+    /// Runs until every request has finished or failed, calling `progress` now and then with the
+    /// share of requests that have ended.
+    public mutating func run(progress: ((Double) -> Void)? = nil) {
+        // Fleet events first: at equal times they apply before the arrivals.
         for outage in settings.outages {
             for name in outage.endpoints {
                 guard let endpoint = fleet.endpoints.firstIndex(where: { $0.name == name }) else { continue }
-                queue.schedule(.outage(endpoint: endpoint, down: true), at: outage.start)
-                if outage.end.isFinite { queue.schedule(.outage(endpoint: endpoint, down: false), at: outage.end) }
+                switch outage.kind {
+                case .failure:
+                    queue.schedule(.outage(endpoint: endpoint, down: true), at: outage.start)
+                    if outage.end.isFinite { queue.schedule(.outage(endpoint: endpoint, down: false), at: outage.end) }
+                case .drain:
+                    queue.schedule(.drain(endpoint: endpoint, drained: true), at: outage.start)
+                    if outage.end.isFinite { queue.schedule(.drain(endpoint: endpoint, drained: false), at: outage.end) }
+                }
             }
         }
+        for index in requests.indices { queue.schedule(.arrival(index), at: requests[index].arrival) }
         if settings.scrapeIntervalSeconds > 0, !requests.isEmpty { queue.schedule(.scrape, at: 0) }
         var open = requests.count
+        var events = 0
         while open > 0, let (time, event) = queue.next() {
             now = time
+            events &+= 1
+            if let progress, events & 0xFFFF == 0 { progress(Double(finished) / Double(requests.count)) }
             switch event {
             case .arrival(let request):
                 route(request)
             case .reach(let request, let endpoint):
                 reach(request, endpoint)
             case .refused(let request, let endpoint):
-                telemetry.end(endpoint, outcome: .failure, sawFirstToken: false, at: now)
+                telemetry.end(endpoint, outcome: .failure, sawFirstToken: false, prefillTokens: prefillTokens(of: request), at: now)
                 retry(request, error: "refused")
             case .wake(let endpoint):
                 deliver(engines[endpoint].advance(to: now), endpoint: endpoint)
@@ -199,9 +264,14 @@ public struct FleetSimulation {
                 if open > 0 { queue.schedule(.scrape, at: now + settings.scrapeIntervalSeconds) }
             case .outage(let endpoint, let isDown):
                 setDown(endpoint, isDown)
+            case .drain(let endpoint, let drained):
+                telemetry.setDrained(endpoint, drained)
             }
             open = requests.count - finished
         }
+        // Engines idle since their last request still count their idle power until the end.
+        for endpoint in engines.indices { _ = engines[endpoint].advance(to: now) }
+        progress?(1)
     }
 
     private var finished = 0
@@ -212,7 +282,7 @@ public struct FleetSimulation {
         let request = requests[index]
         let routeRequest = RouteRequest(
             model: fleet.models[0], stream: true, promptTokens: request.promptTokens, maxOutputTokens: request.outputTokens,
-            prefixBlocks: request.prefixBlocks, prefixBlockTokens: 512, clientLocation: request.location)
+            prefixBlocks: settings.routerSeesPrefixes ? request.prefixBlocks : [], prefixBlockTokens: 512, clientLocation: request.location)
         decisions += 1
         let decision = router.decide(
             routeRequest, policy: settings.policy, fleet: fleet, telemetry: telemetry, now: now, entropy: random.next(),
@@ -227,7 +297,8 @@ public struct FleetSimulation {
         var flight = flights[index]
         while flight.attempt < flight.candidates.count {
             let candidate = flight.candidates[flight.attempt]
-            if telemetry.begin(candidate.endpoint, prefixBlocks: requests[index].prefixBlocks, at: now) {
+            let blocks = settings.routerSeesPrefixes ? requests[index].prefixBlocks : []
+            if telemetry.begin(candidate.endpoint, prefixBlocks: blocks, prefillTokens: Self.prefillTokens(candidate, requests[index]), at: now) {
                 flight.sentAt = now
                 flight.endpoint = candidate.endpoint
                 flights[index] = flight
@@ -267,6 +338,16 @@ public struct FleetSimulation {
         send(index)
     }
 
+    /// A request's share of its endpoint's prefill queue, as the gateway counts it.
+    private static func prefillTokens(_ candidate: RouteCandidate, _ request: SimulatedRequest) -> Int {
+        max(0, request.promptTokens - candidate.evaluation.cachedPromptTokens)
+    }
+
+    private func prefillTokens(of index: Int) -> Int {
+        let flight = flights[index]
+        return Self.prefillTokens(flight.candidates[flight.attempt], requests[index])
+    }
+
     private mutating func fail(_ index: Int, _ error: String) {
         guard outcomes[index].endToEnd == nil else { return }
         outcomes[index].error = error
@@ -290,7 +371,8 @@ public struct FleetSimulation {
                 let evaluation = candidate.evaluation
                 telemetry.firstToken(
                     endpoint, ttft: at + oneWay - flight.sentAt,
-                    predicted: evaluation.uncorrectedTTFTSeconds(includingRoundTrip: true), at: now)
+                    predicted: evaluation.uncorrectedTTFTSeconds(includingRoundTrip: true),
+                    prefillTokens: Self.prefillTokens(candidate, requests[index]), at: now)
             case .token:
                 break
             case .finished(_, let at, _, let outputTokens, let cachedPromptTokens):
@@ -302,6 +384,10 @@ public struct FleetSimulation {
                 outcomes[index].outputTokens = outputTokens
                 outcomes[index].cachedPromptTokens = cachedPromptTokens
                 outcomes[index].endpoint = endpoint
+                outcomes[index].roundTripSeconds = 2 * oneWay
+                outcomes[index].predictedTTFTSeconds = candidate.evaluation.predictedTTFTSeconds
+                outcomes[index].unloadedPrefillSeconds =
+                    Double(max(1, requests[index].promptTokens - cachedPromptTokens)) / engines[endpoint].profile.prefillTokensPerSecond
                 outcomes[index].error = nil
                 finished += 1
             }
@@ -339,11 +425,13 @@ public struct FleetSimulation {
         guard isDown else { return }
         let lost = onEndpoint[endpoint].sorted()
         onEndpoint[endpoint] = []
+        _ = engines[endpoint].advance(to: now)
+        retiredUsage[endpoint].add(engines[endpoint])
         engines[endpoint] = EngineModel(profile: engines[endpoint].profile, startTime: now)
         lastWake[endpoint] = -1
         for index in lost {
             let sawFirst = flights[index].firstTokenAt != nil
-            telemetry.end(endpoint, outcome: .failure, sawFirstToken: sawFirst, at: now)
+            telemetry.end(endpoint, outcome: .failure, sawFirstToken: sawFirst, prefillTokens: prefillTokens(of: index), at: now)
             if sawFirst {
                 fail(index, "aborted")
             } else {

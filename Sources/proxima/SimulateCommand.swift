@@ -47,14 +47,36 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Random seed (callers, routing ties).")
     var seed: UInt64 = 7
 
-    @Option(help: "Also write the comparison as JSON to this file.")
-    var json: String?
+    @Option(
+        help: """
+            Offered loads as shares of the fleet's capacity (comma-separated, e.g. 0.5,0.9): each metro replays the \
+            trace from its time-zone offset, scaled to the load; overrides --rate-scale and --time-scale.
+            """)
+    var load: String?
+
+    @Flag(help: "Every metro replays the whole trace from its own time-zone offset (instead of sharing one arrival stream).")
+    var replicateRegions = false
 
     @Option(help: "An outage, repeatable: NAME@START-END in simulated seconds (END optional), NAME an endpoint or a site.")
     var outage: [String] = []
 
+    @Option(help: "A capacity change, repeatable: NAME@START-END drains an endpoint or site (0-T adds it at T; T- removes it).")
+    var drain: [String] = []
+
     @Option(help: "Instead of --fleet, a synthetic fleet of this many endpoints, one site each, around the world.")
     var syntheticEndpoints: Int?
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Also write the results as Markdown to this file.")
+    var markdown: String?
+
+    @Option(help: "Write SVG plots (TTFT p99 against load, cost against TTFT p99) into this directory.")
+    var svg: String?
+
+    @Flag(inversion: .prefixedNo, help: "Show a progress bar on stderr (default: when stderr is a terminal).")
+    var progress: Bool = isatty(STDERR_FILENO) != 0
 
     func run() async throws {
         var configuration = try ConfigurationLoader.load(path: fleet, environment: ProcessInfo.processInfo.environment)
@@ -68,51 +90,105 @@ struct Simulate: AsyncParsableCommand {
             }
             return policy
         }
-        let outages = try outage.map { text -> Outage in
-            do { return try Outage(parsing: text, in: fleetModel) } catch let error as OutageSyntaxError { throw ValidationError(error.description) }
+        let events = try outage.map { try Self.event($0, in: fleetModel, kind: .failure) } + drain.map { try Self.event($0, in: fleetModel, kind: .drain) }
+        let loads = try load.map { text in
+            try text.split(separator: ",").map { part -> Double in
+                guard let value = Double(part.trimmingSpaces()), value > 0 else { throw ValidationError("--load takes positive shares of capacity, like 0.5,0.9") }
+                return value
+            }
         }
         let workload = try TraceFiles.load(trace, from: tracesDir)
-        let plan = LoadPlan(
-            trace: workload, metros: Metro.world, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale, maxDuration: duration,
-            maxOutputTokens: maxOutputTokens, seed: seed)
-        let requests = plan.requests.map {
-            SimulatedRequest(
-                arrival: $0.sendAt, location: plan.metros[$0.metro].location, metro: $0.metro, promptTokens: $0.inputTokens,
-                outputTokens: max(1, $0.outputTokens), prefixBlocks: $0.prefixBlockIDs)
+        // One request list per load level (a single one without --load).
+        var levels: [(load: Double?, requests: [SimulatedRequest])] = []
+        if let loads {
+            let builder = WorkloadBuilder(trace: workload, fleet: fleetModel, skipSeconds: skip, runSeconds: duration, seed: seed)
+            print("Capacity of the fleet for \(workload.name): \(String(format: "%.1f", builder.capacity)) requests/s")
+            levels = loads.map { ($0, builder.requests(atLoad: $0)) }
+        } else {
+            let plan =
+                replicateRegions
+                ? LoadPlan(
+                    replicatingAcross: Metro.world, trace: workload, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale,
+                    maxDuration: duration, maxOutputTokens: maxOutputTokens, seed: seed)
+                : LoadPlan(
+                    trace: workload, metros: Metro.world, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale, maxDuration: duration,
+                    maxOutputTokens: maxOutputTokens, seed: seed)
+            levels = [(nil, SimulatedRequest.from(plan))]
         }
-        print("Simulating \(fleetModel.endpoints.count) endpoints on \(fleetModel.sites.count) sites; \(workload.name): \(requests.count) requests over \(Int(plan.duration)) s\n")
-        var results: [PolicyResult] = []
-        for policy in chosen {
-            let started = ContinuousClock.now
-            var simulation = FleetSimulation(
-                fleet: fleetModel, requests: requests,
-                settings: SimulationSettings(
-                    policy: policy, maxAttempts: configuration.server.maxAttempts,
-                    scrapeIntervalSeconds: configuration.routing.telemetry.scrapeIntervalSeconds,
-                    telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed,
-                    outages: outages))
-            simulation.run()
-            let wall = (ContinuousClock.now - started).seconds
-            let outcomes = simulation.outcomes.enumerated().map { index, outcome in
-                RequestOutcome(
-                    metro: requests[index].metro, timeToFirstToken: outcome.timeToFirstToken, endToEnd: outcome.endToEnd ?? 0,
-                    outputTokens: outcome.outputTokens, lateStart: 0, error: outcome.error,
-                    endpoint: outcome.endpoint.map { fleetModel.endpoints[$0].name }, promptTokens: requests[index].promptTokens)
+        if let maxOutputTokens, loads != nil {
+            levels = levels.map { level in (level.load, level.requests.map { var r = $0; r.outputTokens = min(r.outputTokens, maxOutputTokens); return r }) }
+        }
+        print("Simulating \(fleetModel.endpoints.count) endpoints on \(fleetModel.sites.count) sites; \(workload.name)\n")
+        var results: [ScenarioResult] = []
+        for level in levels {
+            for policy in chosen {
+                let bar = progress ? ProgressBar(title: "\(policy.name)" + (level.load.map { " @ \(Int(($0 * 100).rounded()))%" } ?? "")) : nil
+                let (result, simulation) = FleetSimulation.run(
+                    label: policy.name, fleet: fleetModel, requests: level.requests,
+                    settings: SimulationSettings(
+                        policy: policy, maxAttempts: configuration.server.maxAttempts,
+                        scrapeIntervalSeconds: configuration.routing.telemetry.scrapeIntervalSeconds,
+                        telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed, outages: events),
+                    ttftTargetSeconds: ttftTarget, offeredLoad: level.load, progress: bar.map { bar in { bar.update($0) } })
+                bar?.finish()
+                results.append(result)
+                print(
+                    "  \(policy.name)\(level.load.map { String(format: " at %.0f%% load", $0 * 100) } ?? ""): \(level.requests.count) requests over "
+                        + String(
+                            format: "%.0f s simulated in %.2f s (%.0f requests/s, %d routing decisions)", result.simulatedSeconds, result.wallSeconds,
+                            Double(level.requests.count) / max(result.wallSeconds, 1e-9), simulation.decisions))
             }
-            let result = PolicyResult(
-                policy: policy.name, outcomes: outcomes, fleet: fleetModel, ttftTargetSeconds: ttftTarget, wallSeconds: plan.duration)
-            results.append(result)
-            print(
-                "  \(policy.name): \(requests.count) requests simulated in "
-                    + String(format: "%.2f s (%.0f requests/s, %d routing decisions)", wall, Double(requests.count) / max(wall, 1e-9), simulation.decisions))
         }
-        print("\nPolicies compared in simulation (\(workload.name), \(requests.count) requests, \(Int(plan.duration)) s):\n")
-        print(PolicyResult.table(results))
+        let table = ScenarioResult.table(results)
+        print("\nPolicies compared in simulation (\(workload.name)):\n")
+        print(table)
+        if let best = results.first(where: { $0.label == "balanced" }) ?? results.first {
+            print("\nSites under \(best.label)\(best.offeredLoad.map { String(format: " at %.0f%% load", $0 * 100) } ?? ""):\n")
+            print(best.siteTable())
+        }
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(results).write(to: URL(fileURLWithPath: json))
         }
+        if let markdown {
+            let text = "# Simulation: \(workload.name) on \(fleet)\n\n" + table + "\n"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: markdown))
+        }
+        if let svg {
+            let directory = URL(fileURLWithPath: svg, isDirectory: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for (name, chart) in ScenarioCharts.charts(results, trace: workload.name) {
+                try Data(chart.render().utf8).write(to: directory.appendingPathComponent(name))
+            }
+        }
+    }
+
+    static func event(_ text: String, in fleet: Fleet, kind: Outage.Kind) throws -> Outage {
+        do { return try Outage(parsing: text, in: fleet, kind: kind) } catch let error as OutageSyntaxError { throw ValidationError(error.description) }
     }
 }
 
+/// A one-line progress bar on stderr, redrawn in place.
+final class ProgressBar: @unchecked Sendable {
+    let title: String
+    let started = ContinuousClock.now
+    private var lastPercent = -1
+
+    init(title: String) { self.title = title }
+
+    func update(_ fraction: Double) {
+        let percent = Int((min(max(fraction, 0), 1) * 100).rounded(.down))
+        guard percent != lastPercent else { return }
+        lastPercent = percent
+        let filled = percent * 30 / 100
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
+        let elapsed = (ContinuousClock.now - started).seconds
+        FileHandle.standardError.write(Data("\r\(title) [\(bar)] \(percent)% \(String(format: "%.1f s", elapsed))".utf8))
+    }
+
+    func finish() {
+        update(1)
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}

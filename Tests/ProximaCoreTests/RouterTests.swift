@@ -225,6 +225,42 @@ enum RoutingFixture {
         #expect(faded.evaluation.observedCorrectionSeconds < 0.001, "ten minutes is twenty half-lives")
     }
 
+    @Test func theQueuedPrefillTokensAheadSetThePredictedWait() throws {
+        let fleet = try F.fleet([F.endpoint("short-prompts", site: "frankfurt"), F.endpoint("long-prompts", site: "frankfurt")])
+        var telemetry = FleetTelemetry(endpointCount: 2)
+        // Four requests awaiting their first token on each; those on the second have 8x the prompt.
+        for _ in 0..<4 {
+            _ = telemetry.begin(0, prefillTokens: 500, at: 0)
+            _ = telemetry.begin(1, prefillTokens: 4_000, at: 0)
+        }
+        #expect(telemetry[0].pendingPrefillTokens == 2_000 && telemetry[1].pendingPrefillTokens == 16_000)
+        let decision = router.decide(
+            F.request(fleet, prompt: 1_000), policy: F.policy(.balanced), fleet: fleet, telemetry: telemetry, now: 0, entropy: 0, explain: true)
+        let waits = Dictionary(uniqueKeysWithValues: decision.candidates.map { ($0.endpoint, $0.evaluation.queueWaitSeconds) })
+        let rate = fleet.endpoints[0].performance.prefillRate(batch: 4)
+        #expect(abs((waits[0] ?? 0) - 2_000 / rate) < 1e-9 && abs((waits[1] ?? 0) - 16_000 / rate) < 1e-9, "\(waits)")
+        #expect(decision.candidates[0].endpoint == 0)
+        // The tokens leave the queue with the first token, or with a request that ends without one.
+        for _ in 0..<4 { telemetry.firstToken(1, ttft: nil, predicted: nil, prefillTokens: 4_000, at: 1) }
+        telemetry.end(0, outcome: .failure, sawFirstToken: false, prefillTokens: 500, at: 1)
+        #expect(telemetry[1].pendingPrefillTokens == 0 && telemetry[0].pendingPrefillTokens == 1_500)
+    }
+
+    @Test func sloKeepsAMarginOfTheTargetForPredictionError() throws {
+        let fleet = try F.fleet([F.endpoint("cheap", site: "us-east", gpuHour: 1), F.endpoint("dear", site: "frankfurt", gpuHour: 9)])
+        let telemetry = FleetTelemetry(endpointCount: 2)
+        // From Frankfurt the cheap site's idle TTFT is about 0.2 s: inside a 0.25 s target, not inside 0.8 x 0.25 s.
+        let request = F.request(fleet, prompt: 2_000)
+        var policy = F.policy(.slo, target: 0.25)
+        policy.sloMargin = 0
+        let cheapTTFT = router.decide(request, policy: policy, fleet: fleet, telemetry: telemetry, now: 0, entropy: 0, explain: true)
+            .candidates.first { $0.endpoint == 0 }?.evaluation.predictedTTFTSeconds ?? 0
+        #expect(cheapTTFT > 0.2 && cheapTTFT < 0.25, "\(cheapTTFT)")
+        #expect(router.decide(request, policy: policy, fleet: fleet, telemetry: telemetry, now: 0, entropy: 0).candidates[0].endpoint == 0)
+        policy.sloMargin = 0.2
+        #expect(router.decide(request, policy: policy, fleet: fleet, telemetry: telemetry, now: 0, entropy: 0).candidates[0].endpoint == 1)
+    }
+
     @Test func freshEngineMetricsReplaceTheGatewaysOwnCount() throws {
         let fleet = try F.fleet([F.endpoint("a", site: "frankfurt")])
         var telemetry = FleetTelemetry(endpointCount: 1, settings: TelemetrySettings(staleAfterSeconds: 10))
