@@ -496,8 +496,9 @@ private struct Runner {
         text += [
             "",
             "The one-region fleet loses everything while its region is down: no policy routes around a single site. Errors "
-                + "on the global fleet are requests that were already streaming when the site failed (they cannot be moved) "
-                + "or that ran out of retries.",
+                + "overall include the requests queued or streaming in the failed site when it went down: a stream cannot be "
+                + "moved, and a queued request is retried on the next candidates of its original decision, which under "
+                + "`centralized` are in the same site.",
             "",
         ]
     }
@@ -522,12 +523,14 @@ private struct Runner {
             "| pace | load | variant | cache hits | TTFT p50 | p99 | mean prefill | SLO met |",
             "|---|---:|---|---:|---:|---:|---:|---:|",
         ]
+        var findings: [String] = []
         for (pace, builder, load) in [("1x", recorded, settings.mainLoad), ("8x", compressed, settings.loads.first ?? 0.5), ("8x", compressed, settings.mainLoad)] {
             let requests = builder.requests(atLoad: load)
             let variants: [(String, RoutingPolicy, Bool)] = [
                 ("balanced", balanced, true), ("balanced, router blind to prefixes", balanced, false),
                 ("least-inflight", try policy("least-inflight"), true), ("round-robin", try policy("round-robin"), true),
             ]
+            var group: [String: ScenarioResult] = [:]
             for (label, policy, sees) in variants {
                 let (row, _) = simulate(
                     "prefix \(pace)", trace: builder.trace.name, fleetName: "global", fleet: settings.globalFleet, label: label, requests: requests,
@@ -536,9 +539,22 @@ private struct Runner {
                     "| \(pace) | \(Format.percent(load)) | \(label) | \(Format.percent(row.cacheHitRate)) | \(Format.ms(row.summary.timeToFirstToken.p50)) | "
                         + "\(Format.ms(row.summary.timeToFirstToken.p99)) | \(Format.ms(row.meanUnloadedPrefillSeconds * 1_000)) | "
                         + "\(Format.percent(row.summary.sloAttainment)) |")
+                group[label] = row
+            }
+            if let seeing = group["balanced"], let blind = group["balanced, router blind to prefixes"], let spread = group["least-inflight"] {
+                findings.append(
+                    "- \(pace) at \(Format.percent(load)): prefix-aware `balanced` reuses \(Format.percent(seeing.cacheHitRate)) of prompt tokens, "
+                        + "blind \(Format.percent(blind.cacheHitRate)), `least-inflight` \(Format.percent(spread.cacheHitRate)); TTFT p50 "
+                        + "\(Format.ms(seeing.summary.timeToFirstToken.p50)) / \(Format.ms(blind.summary.timeToFirstToken.p50)) / "
+                        + "\(Format.ms(spread.summary.timeToFirstToken.p50)).")
             }
         }
-        text.append("")
+        text += [""] + findings + [
+            "",
+            "Affinity pays when a conversation comes back while its prefix is still cached; when it does not, steering "
+                + "towards a prefix only narrows the choice of endpoint.",
+            "",
+        ]
     }
 
     /// Section 6: where the win comes from, and where it does not hold.

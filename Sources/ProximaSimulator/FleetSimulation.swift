@@ -352,6 +352,7 @@ public struct FleetSimulation {
         guard outcomes[index].endToEnd == nil else { return }
         outcomes[index].error = error
         outcomes[index].endpoint = nil
+        flights[index] = Flight()  // its route is no longer needed: memory stays bounded by what is in flight
         finished += 1
     }
 
@@ -389,6 +390,7 @@ public struct FleetSimulation {
                 outcomes[index].unloadedPrefillSeconds =
                     Double(max(1, requests[index].promptTokens - cachedPromptTokens)) / engines[endpoint].profile.prefillTokensPerSecond
                 outcomes[index].error = nil
+                flights[index] = Flight()
                 finished += 1
             }
         }

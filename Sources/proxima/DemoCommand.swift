@@ -111,9 +111,7 @@ struct Demo: AsyncParsableCommand {
         print("\nPolicies compared on the same workload (\(workload.name), \(plan.requests.count) requests, \(Int(plan.duration)) s at \(timeScale)x):\n")
         print(PolicyResult.table(results))
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+            try writeJSON(results, to: json)
         }
     }
 

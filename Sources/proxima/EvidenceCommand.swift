@@ -61,9 +61,7 @@ struct Evidence: AsyncParsableCommand {
         }
         try Data(report.markdown.utf8).write(to: outURL)
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(report.runs).write(to: URL(fileURLWithPath: json))
+            try writeJSON(report.runs, to: json)
         }
         print(
             "Wrote \(out) and \(report.figures.count) figures in \(figures): \(report.runs.count) runs, \(report.simulatedRequests) requests simulated in "

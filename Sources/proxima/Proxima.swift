@@ -134,3 +134,10 @@ struct CheckConfig: AsyncParsableCommand {
         }
     }
 }
+
+/// Writes `value` as pretty, key-sorted JSON to the file at `path`.
+func writeJSON(_ value: some Encodable, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(value).write(to: URL(fileURLWithPath: path))
+}

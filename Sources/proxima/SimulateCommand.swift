@@ -147,9 +147,7 @@ struct Simulate: AsyncParsableCommand {
             print(best.siteTable())
         }
         if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+            try writeJSON(results, to: json)
         }
         if let markdown {
             let text = "# Simulation: \(workload.name) on \(fleet)\n\n" + table + "\n"
