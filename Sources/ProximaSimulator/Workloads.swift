@@ -14,10 +14,11 @@ public struct WorkloadBuilder: Sendable {
     public var timeScale: Double
     public var seed: UInt64
 
-    /// Measures `fleet`'s capacity for the trace from a sample of its first `sampleSize` requests.
+    /// Measures `fleet`'s capacity for the trace from a sample of its first `sampleSize` requests (or
+    /// of `sample`'s, for a short trace whose few requests would all fit in one batch).
     public init(
         trace: Trace, fleet: Fleet, metros: [Metro] = Metro.world, skipSeconds: Double = 0, runSeconds: Double, timeScale: Double = 1,
-        seed: UInt64, sampleSize: Int = 2_000
+        seed: UInt64, sample: Trace? = nil, sampleSize: Int = 2_000
     ) {
         self.timeScale = timeScale
         self.trace = trace
@@ -25,7 +26,7 @@ public struct WorkloadBuilder: Sendable {
         self.skipSeconds = skipSeconds
         self.runSeconds = runSeconds
         self.seed = seed
-        let sample = trace.requests.prefix(sampleSize).map {
+        let sample = (sample ?? trace).requests.prefix(sampleSize).map {
             SimulatedRequest(
                 arrival: 0, location: .init(latitude: 0, longitude: 0), promptTokens: $0.inputTokens, outputTokens: max(1, $0.outputTokens),
                 prefixBlocks: $0.prefixBlockIDs)

@@ -25,50 +25,16 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Model name to request.")
     var model: String
 
-    @Option(help: "Trace: 'azure', 'mooncake' (looked up in --traces-dir) or a file path (.csv Azure format, .jsonl Mooncake format).")
-    var trace: String?
-
-    @Option(help: "Synthetic workload instead of a trace: poisson or bursty.")
-    var synthetic: String?
-
-    @Option(help: "Synthetic: mean requests per second (bursty: the calm rate; bursts are 8x).")
-    var rate: Double = 2
+    @OptionGroup var workloadOptions: WorkloadOptions
 
     @Option(help: "Run length in seconds (synthetic length; trace: cut after this long).")
     var duration: Double = 60
 
-    @Option(help: "Replay the trace this many times faster than recorded.")
-    var timeScale: Double = 1
-
-    @Option(help: "Start this many recorded seconds into the trace.")
-    var skip: Double = 0
-
-    @Option(help: "Multiply the request rate (0.5 sends half the requests, 2 each twice).")
-    var rateScale: Double = 1
-
     @Option(help: "Stop after this many requests.")
     var maxRequests: Int?
 
-    @Option(help: "Cap each request's output tokens.")
-    var maxOutputTokens: Int?
-
-    @Option(help: "Synthetic: median prompt tokens.")
-    var inputTokens: Int = 1_000
-
-    @Option(help: "Synthetic: median output tokens.")
-    var outputTokens: Int = 100
-
-    @Option(help: "Comma-separated caller metros (default: all of \(Metro.world.map(\.name).joined(separator: ","))).")
-    var metros: String?
-
-    @Option(help: "Hour of the UTC day the run represents (callers follow their local time).")
-    var startUTCHour: Double = 14
-
     @Option(help: "Requests allowed in flight; more are counted as client_limit errors.")
     var maxInFlight: Int = 10_000
-
-    @Option(help: "Directory holding azure-llm-2023-code.csv and mooncake-conversation.jsonl.")
-    var tracesDir: String = "../shared/data/traces"
 
     @Option(help: "Write the report as JSON to this file.")
     var json: String?
@@ -77,11 +43,9 @@ struct Load: AsyncParsableCommand {
     var seed: UInt64 = 1
 
     func run() async throws {
-        let workload = try loadWorkload()
-        let population = try selectedMetros()
-        let plan = LoadPlan(
-            trace: workload, metros: population, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale, startUTCHour: startUTCHour,
-            maxDuration: duration, maxRequests: maxRequests, maxOutputTokens: maxOutputTokens, seed: seed)
+        let workload = try workloadOptions.workload(duration: duration, seed: seed)
+        let population = try workloadOptions.selectedMetros()
+        let plan = workloadOptions.plan(workload, metros: population, duration: duration, maxRequests: maxRequests, seed: seed)
         guard !plan.requests.isEmpty else { throw ValidationError("the workload produced no request; check --duration and the trace") }
         var base = url
         while base.hasSuffix("/") { base.removeLast() }
@@ -101,35 +65,6 @@ struct Load: AsyncParsableCommand {
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
             FileHandle.standardError.write(Data("report written to \(json)\n".utf8))
-        }
-    }
-
-    func loadWorkload() throws -> Trace {
-        if let synthetic {
-            guard trace == nil else { throw ValidationError("give --trace or --synthetic, not both") }
-            let sizes = SyntheticWorkload.Sizes(medianInputTokens: inputTokens, medianOutputTokens: outputTokens)
-            switch synthetic {
-            case "poisson": return SyntheticWorkload.poisson(rate: rate, duration: duration, sizes: sizes, seed: seed)
-            case "bursty":
-                return SyntheticWorkload.bursty(calmRate: rate, burstRate: rate * 8, duration: duration, sizes: sizes, seed: seed)
-            default: throw ValidationError("--synthetic must be poisson or bursty")
-            }
-        }
-        do {
-            return try TraceFiles.load(trace ?? "azure", from: tracesDir)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-    }
-
-    func selectedMetros() throws -> [Metro] {
-        guard let metros else { return Metro.world }
-        let names = metros.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        return try names.map { name in
-            guard let metro = Metro.world.first(where: { $0.name == name }) else {
-                throw ValidationError("unknown metro '\(name)' (known: \(Metro.world.map(\.name).joined(separator: ", ")))")
-            }
-            return metro
         }
     }
 }

@@ -9,31 +9,19 @@ struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Simulate a fleet in virtual time under a real trace, once per routing policy, with the gateway's own router.",
         discussion: """
-            The fleet file has the gateway's configuration format; every endpoint runs the engine model of its
-            GPU profile. Callers come from ten metros weighted by size and local time of day; the network is the
-            router's round-trip model. Prints the same comparison table as `proxima demo`.
+            The fleet file has the gateway's configuration format; every endpoint runs the engine model of its \
+            GPU profile. Callers come from the metros (ten by default, weighted by size and local time of day); \
+            the network is the router's round-trip model. Prints a table per policy and load, per-site use, \
+            and optionally JSON, Markdown and SVG plots. See docs/simulator.md.
             """)
 
     @Option(help: "Fleet file (the gateway's configuration format).")
     var fleet: String = "examples/fleet-global.yaml"
 
-    @Option(help: "Trace to replay: azure, mooncake or a file.")
-    var trace: String = "azure"
+    @OptionGroup var workloadOptions: WorkloadOptions
 
-    @Option(help: "Directory holding the shared traces.")
-    var tracesDir: String = "../shared/data/traces"
-
-    @Option(help: "Start this many recorded seconds into the trace.")
-    var skip: Double = 0
-
-    @Option(help: "Seconds of simulated load (after time scaling).")
+    @Option(help: "Seconds of simulated arrivals (after time scaling; the length of a synthetic workload).")
     var duration: Double = 600
-
-    @Option(help: "Replay the trace this many times faster than recorded.")
-    var timeScale: Double = 1
-
-    @Option(help: "Multiply the request rate (requests are kept or replicated).")
-    var rateScale: Double = 1
 
     @Option(help: "Routing policies to compare (comma-separated).")
     var policies: String = "balanced,slo,round-robin,least-inflight,nearest,centralized"
@@ -41,16 +29,13 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "TTFT target in seconds for the slo policy and for SLO attainment.")
     var ttftTarget: Double = 1.0
 
-    @Option(help: "Cap on each request's output tokens.")
-    var maxOutputTokens: Int?
-
     @Option(help: "Random seed (callers, routing ties).")
     var seed: UInt64 = 7
 
     @Option(
         help: """
             Offered loads as shares of the fleet's capacity (comma-separated, e.g. 0.5,0.9): each metro replays the \
-            trace from its time-zone offset, scaled to the load; overrides --rate-scale and --time-scale.
+            trace from its time-zone offset, scaled to the load; overrides --rate-scale.
             """)
     var load: String?
 
@@ -97,25 +82,22 @@ struct Simulate: AsyncParsableCommand {
                 return value
             }
         }
-        let workload = try TraceFiles.load(trace, from: tracesDir)
+        let workload = try workloadOptions.workload(duration: duration, seed: seed)
+        let metros = try workloadOptions.selectedMetros()
         // One request list per load level (a single one without --load).
         var levels: [(load: Double?, requests: [SimulatedRequest])] = []
+        let builder = WorkloadBuilder(
+            trace: workload, fleet: fleetModel, metros: metros, skipSeconds: workloadOptions.skip, runSeconds: duration,
+            timeScale: workloadOptions.timeScale, seed: seed,
+            sample: workloadOptions.synthetic != nil ? try workloadOptions.workload(duration: 2_000 / workloadOptions.rate, seed: seed) : nil)
+        print("Capacity of the fleet for \(workload.name): \(String(format: "%.2f", builder.capacity)) requests/s")
         if let loads {
-            let builder = WorkloadBuilder(trace: workload, fleet: fleetModel, skipSeconds: skip, runSeconds: duration, seed: seed)
-            print("Capacity of the fleet for \(workload.name): \(String(format: "%.1f", builder.capacity)) requests/s")
             levels = loads.map { ($0, builder.requests(atLoad: $0)) }
         } else {
-            let plan =
-                replicateRegions
-                ? LoadPlan(
-                    replicatingAcross: Metro.world, trace: workload, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale,
-                    maxDuration: duration, maxOutputTokens: maxOutputTokens, seed: seed)
-                : LoadPlan(
-                    trace: workload, metros: Metro.world, skipSeconds: skip, timeScale: timeScale, rateScale: rateScale, maxDuration: duration,
-                    maxOutputTokens: maxOutputTokens, seed: seed)
+            let plan = workloadOptions.plan(workload, metros: metros, duration: duration, replicateRegions: replicateRegions, seed: seed)
             levels = [(nil, SimulatedRequest.from(plan))]
         }
-        if let maxOutputTokens, loads != nil {
+        if let maxOutputTokens = workloadOptions.maxOutputTokens, loads != nil {
             levels = levels.map { level in (level.load, level.requests.map { var r = $0; r.outputTokens = min(r.outputTokens, maxOutputTokens); return r }) }
         }
         print("Simulating \(fleetModel.endpoints.count) endpoints on \(fleetModel.sites.count) sites; \(workload.name)\n")
