@@ -45,7 +45,13 @@ import Testing
         let wordsA = a.split(separator: " ")
         let wordsB = b.split(separator: " ")
         #expect(wordsA.prefix(8) == wordsB.prefix(8))
-        #expect(wordsA[8] != wordsB[8])
+        #expect(wordsA[8...] != wordsB[8...], "the third blocks differ")
+        // Four bytes per word (three letters and a space): bytes / 4 estimates the tokens.
+        let long = synthesizer.prompt(tokens: 2_000, prefixBlockIDs: [1, 2], uniqueID: 3)
+        #expect(long.utf8.count == 2_000 * 4 - 1)
+        #expect(long.split(separator: " ").allSatisfy { $0.count == 3 && $0.allSatisfy { $0 >= "a" && $0 <= "z" } })
+        // Unique parts of different requests differ.
+        #expect(Set((0..<50).map { synthesizer.prompt(tokens: 20, prefixBlockIDs: [], uniqueID: $0) }).count == 50)
         let plain = PromptSynthesizer(blockTokens: 0)
         #expect(plain.prompt(tokens: 5, prefixBlockIDs: [], uniqueID: 1) != plain.prompt(tokens: 5, prefixBlockIDs: [], uniqueID: 2))
         #expect(plain.prompt(tokens: 0, prefixBlockIDs: [], uniqueID: 1).isEmpty)
