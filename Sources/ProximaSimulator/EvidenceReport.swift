@@ -186,7 +186,7 @@ private struct Runner {
             for profile in profiles { counts[profile.name, default: 0] += 1 }
             let gpus = counts.sorted { $0.key < $1.key }.map { "\($0.value) x \($0.key)" }.joined(separator: ", ")
             let sites = fleet.siteNames.map { site in "\(site) \(fleet.endpoints.filter { $0.siteName == site }.count)" }
-            return "\(gpus) on \(fleet.siteNames.count) site(s) (\(sites.joined(separator: ", ")))"
+            return "\(gpus) on \(fleet.siteNames.count == 1 ? "one site" : "\(fleet.siteNames.count) sites") (\(sites.joined(separator: ", ")))"
         }
         text += [
             "# Evidence: does distributed inference beat centralized, and by how much?",
@@ -250,7 +250,10 @@ private struct Runner {
         if let base {
             text.append(
                 "Mean TTFT doubles from its \(Format.percent(base.offeredLoad ?? 0)) level (\(Format.ms(base.summary.timeToFirstToken.mean))) "
-                    + (knee.map { "at **\(Format.percent($0.offeredLoad ?? 0)) offered load** (\(Format.ms($0.summary.timeToFirstToken.mean)))" }
+                    + (knee.map {
+                        "at **\(Format.percent($0.offeredLoad ?? 0)) offered load** (\(Format.ms($0.summary.timeToFirstToken.mean)), GPUs busy "
+                            + "\(Format.percent($0.sites.map(\.gpuUtilization).reduce(0, +) / Double(max($0.sites.count, 1)))) of the time)"
+                    }
                         ?? "nowhere in the sweep")
                     + "; p99 doubles "
                     + (kneeP99.map { "at \(Format.percent($0.offeredLoad ?? 0)) (\(Format.ms($0.summary.timeToFirstToken.p99)))" } ?? "nowhere in the sweep")
@@ -489,9 +492,9 @@ private struct Runner {
             let after = ScenarioResult(label: label, simulation: simulation, ttftTargetSeconds: target) { $0.arrival >= end && $0.arrival < end + 60 }
             outageDuring[label] = during
             text.append(
-                "| \(label) | \(during.summary.errors) of \(during.summary.requests) | \(Format.percent(during.summary.sloAttainment)) | "
+                "| \(label) | \(Format.count(during.summary.errors)) of \(Format.count(during.summary.requests)) | \(Format.percent(during.summary.sloAttainment)) | "
                     + "\(Format.p99(during.summary)) | \(Format.p99(after.summary)) | "
-                    + "\(overall.summary.errors) of \(overall.summary.requests) |")
+                    + "\(Format.count(overall.summary.errors)) of \(Format.count(overall.summary.requests)) |")
         }
         text += [
             "",
@@ -642,8 +645,9 @@ private struct Runner {
         }
         if let one = outage[EvidenceReport.oneRegion], let balanced = outage["balanced"] {
             lines.append(
-                "- \(settings.outageSite) down for a third of the run: one region fails \(one.summary.errors) of \(one.summary.requests) requests "
-                    + "arriving meanwhile; the global fleet under `balanced` fails \(balanced.summary.errors) and meets the target for "
+                "- \(settings.outageSite) down for a third of the run: one region fails \(Format.count(one.summary.errors)) of "
+                    + "\(Format.count(one.summary.requests)) requests arriving meanwhile; the global fleet under `balanced` fails "
+                    + "\(Format.count(balanced.summary.errors)) and meets the target for "
                     + "\(Format.percent(balanced.summary.sloAttainment)).")
         }
         lines += [
