@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import ProximaBench
 import ProximaCore
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure: load generation against any OpenAI-compatible URL, the router's decision time.",
-        subcommands: [Load.self, RouterBench.self])
+        subcommands: [Load.self, RouterBench.self, Overhead.self, Upstream.self])
 }
 
 struct Load: AsyncParsableCommand {
@@ -142,4 +143,141 @@ func showProgress(_ generator: LoadGenerator, total: Int, planned: Double, start
         }
     }
     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+}
+
+struct Upstream: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a fast OpenAI-compatible upstream stand-in (canned JSON; paced SSE for stream requests) until stopped.")
+
+    @Option(help: "Port to listen on (127.0.0.1).")
+    var port: Int = 18180
+
+    @Option(help: "Events per streamed answer.")
+    var chunks: Int = 20
+
+    @Option(help: "Milliseconds between streamed events.")
+    var pacingMs: Int = 50
+
+    func run() async throws {
+        OverheadRig.raiseOpenFileLimit()
+        let upstream = try await FastUpstream(settings: .init(port: port, chunks: chunks, pacing: .milliseconds(Int64(pacingMs))))
+        print("bench upstream on http://127.0.0.1:\(upstream.port)/v1 (\(chunks) events \(pacingMs) ms apart when streaming)")
+        var sources: [any DispatchSourceSignal] = []
+        let (signals, continuation) = AsyncStream<Void>.makeStream()
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            sources.append(source)
+        }
+        for await _ in signals { break }
+        withExtendedLifetime(sources) {}
+        try await upstream.shutdown()
+    }
+}
+
+struct Overhead: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure what proxies add over a fast upstream: latency one request at a time, and many concurrent SSE streams.",
+        discussion: """
+            Give the upstream itself as the target named 'direct' and each proxy in front of it as another target \
+            (--target proxima=http://127.0.0.1:8080/v1). Latency is measured with a plain blocking client, one \
+            kept-alive connection per target, the targets taking turns; added latency is each target's percentile \
+            minus direct's. Streams are opened per target in turn; --pid lets the rig watch a proxy's memory. \
+            Start the upstream with `proxima bench upstream` and the same pacing. scripts/bench-overhead runs it all.
+            """)
+
+    @Option(help: "A path to measure, repeatable: NAME=URL (one of them named 'direct').")
+    var target: [String] = []
+
+    @Option(help: "Bearer key for a target, repeatable: NAME=KEY.")
+    var bearer: [String] = []
+
+    @Option(help: "Process whose memory to watch during the stream tests, repeatable: NAME=PID.")
+    var pid: [String] = []
+
+    @Option(help: "Model name to request.")
+    var model: String = "bench"
+
+    @Option(help: "Requests per target per round, one at a time.")
+    var requests: Int = 2_000
+
+    @Option(help: "Rounds of the latency test (targets take turns each round).")
+    var rounds: Int = 5
+
+    @Option(help: "Concurrent stream counts to test (comma-separated; empty for none).")
+    var streams: String = "1000,2000"
+
+    @Option(help: "Milliseconds between the upstream's streamed events (as given to `proxima bench upstream`).")
+    var pacingMs: Int = 50
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    struct Report: Codable {
+        var latency: [String: OverheadRig.Percentiles]
+        var streams: [String: [OverheadRig.StreamResult]]
+    }
+
+    func run() async throws {
+        func pairs(_ list: [String], _ flag: String) throws -> [(String, String)] {
+            try list.map { item in
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--\(flag) takes NAME=VALUE, got '\(item)'") }
+                return (parts[0], parts[1])
+            }
+        }
+        let bearers = Dictionary(try pairs(bearer, "bearer"), uniquingKeysWith: { $1 })
+        let pids = Dictionary(try pairs(pid, "pid"), uniquingKeysWith: { $1 }).compactMapValues { Int32($0) }
+        let targets = try pairs(target, "target").map { name, url in
+            try OverheadRig.Target(name: name, url: url, bearer: bearers[name], pid: pids[name])
+        }
+        guard targets.contains(where: { $0.name == "direct" }) else { throw ValidationError("one --target must be named 'direct' (the upstream itself)") }
+        let counts = try streams.split(separator: ",").map { part -> Int in
+            guard let count = Int(part.trimmingSpaces()), count > 0 else { throw ValidationError("--streams takes positive counts") }
+            return count
+        }
+        FileHandle.standardError.write(Data("latency: \(rounds) rounds of \(requests) requests per target\n".utf8))
+        let latency = try OverheadRig.latency(targets: targets, model: model, requests: requests, rounds: rounds)
+        var streamResults: [String: [OverheadRig.StreamResult]] = [:]
+        for count in counts {
+            for target in targets {
+                FileHandle.standardError.write(Data("streams: \(count) through \(target.name)\n".utf8))
+                let result = try await OverheadRig.streams(target: target, model: model, streams: count, pacing: Double(pacingMs) / 1_000)
+                streamResults[target.name, default: []].append(result)
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
+        print(Self.table(targets: targets.map(\.name), latency: latency, streams: streamResults))
+        if let json { try writeJSON(Report(latency: latency, streams: streamResults), to: json) }
+    }
+
+    static func table(targets: [String], latency: [String: OverheadRig.Percentiles], streams: [String: [OverheadRig.StreamResult]]) -> String {
+        func us(_ value: Double) -> String { String(format: "%.0f µs", value) }
+        var lines = [
+            "| path | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        let direct = latency["direct"]
+        for name in targets {
+            guard let row = latency[name] else { continue }
+            let added = direct.map { [row.p50 - $0.p50, row.p99 - $0.p99, row.p999 - $0.p999].map(us) } ?? ["-", "-", "-"]
+            lines.append("| \(name) | \(us(row.p50)) | \(us(row.p99)) | \(us(row.p999)) | " + added.joined(separator: " | ") + " |")
+        }
+        if !streams.isEmpty {
+            lines += [
+                "", "| path | streams | completed | stalled | events | chunk delay p50 | p99 | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            for name in targets {
+                for result in streams[name] ?? [] {
+                    lines.append(
+                        "| \(name) | \(result.streams) | \(result.completed) | \(result.stalled) | \(result.events) | "
+                            + (result.chunkDelay.count > 0 ? "\(us(result.chunkDelay.p50)) | \(us(result.chunkDelay.p99))" : "- | -")
+                            + " | \(result.peakRSSMiB.map { String(format: "%.0f MiB", $0) } ?? "-") |")
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
 }

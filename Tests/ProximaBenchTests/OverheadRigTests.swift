@@ -1,0 +1,29 @@
+import Glibc
+import NIOCore
+import Testing
+@testable import ProximaBench
+
+/// The rig's fast upstream and its measuring clients, against each other on loopback.
+@Suite struct OverheadRigTests {
+    @Test func theUpstreamAnswersPlainAndStreamedRequestsAndTheRigReadsBoth() async throws {
+        let upstream = try await FastUpstream(settings: .init(port: 0, chunks: 4, pacing: .milliseconds(20)))
+        let target = try OverheadRig.Target(name: "direct", url: "http://127.0.0.1:\(upstream.port)/v1", pid: getpid())
+        let latency = try OverheadRig.latency(targets: [target], model: "bench", requests: 50, rounds: 2, warmup: 5)
+        #expect(latency["direct"]?.count == 100)
+        #expect((latency["direct"]?.p50 ?? 0) > 0)
+        let streams = try await OverheadRig.streams(target: target, model: "bench", streams: 40, pacing: 0.02)
+        #expect(streams.completed == 40 && streams.failed == 0)
+        #expect(streams.chunkDelay.count == 40 * 4 && streams.events == 40 * 6, "four paced events with send times, the usage event and [DONE] each")
+        #expect((streams.peakRSSMiB ?? 0) > 1, "the rig reads a process's memory from /proc")
+        try await upstream.shutdown()
+    }
+
+    @Test func streamRequestsAreRecognisedWhateverTheSpacing() {
+        for body in [#"{"stream":true}"#, #"{"model":"m", "stream" : true}"#, #"{"stream": true, "x": 1}"#] {
+            #expect(FastUpstream.mentionsStreamTrue(Array(body.utf8)), "\(body)")
+        }
+        for body in [#"{"stream":false}"#, #"{"model":"stream true"}"#, "{}"] {
+            #expect(!FastUpstream.mentionsStreamTrue(Array(body.utf8)), "\(body)")
+        }
+    }
+}
