@@ -54,7 +54,7 @@ struct Demo: AsyncParsableCommand {
             throw ValidationError("unknown policy '\(name)' (known: \(RoutingPolicy.names(in: configuration.routing).joined(separator: ", ")))")
         }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TextLogHandler(label: label)
             handler.logLevel = .warning
             return handler
         }

@@ -27,7 +27,7 @@ struct Emulate: AsyncParsableCommand {
     func run() async throws {
         let configuration = try ConfigurationLoader.load(path: fleet, environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TextLogHandler(label: label)
             handler.logLevel = .notice
             return handler
         }

@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
         let level = Logger.Level(rawValue: configuration.logging.level) ?? .info
         let json = configuration.logging.format == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : TextLogHandler(label: label)
             handler.logLevel = level
             return handler
         }

@@ -52,6 +52,8 @@ public struct Gateway: Sendable {
         // until the connect timeout.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         clientConfiguration.httpVersion = .http1Only
+        // No spans per upstream request: nothing consumes them, and creating them cost ~2.6% of CPU.
+        clientConfiguration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         self.proxy = InferenceProxy(
             state: state, client: client, metrics: metrics, settings: ProxySettings(configuration.server),
