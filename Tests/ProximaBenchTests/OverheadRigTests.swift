@@ -18,6 +18,21 @@ import Testing
         try await upstream.shutdown()
     }
 
+    @Test func targetsMustBePlainHTTPURLs() throws {
+        for bad in ["https://127.0.0.1:8080/v1", "127.0.0.1:8080", "", "ftp://host/v1"] {
+            #expect(throws: OverheadRig.RigError.self, "\(bad)") { try OverheadRig.Target(name: "x", url: bad) }
+        }
+        let target = try OverheadRig.Target(name: "x", url: "http://127.0.0.1:18181/v1/")
+        #expect(target.port == 18181 && target.basePath == "/v1")
+    }
+
+    @Test func aClosedPortIsAClearErrorNotACrash() {
+        #expect(throws: OverheadRig.RigError.self) {
+            _ = try OverheadRig.latency(
+                targets: [try OverheadRig.Target(name: "direct", url: "http://127.0.0.1:1/v1")], model: "bench", requests: 1, rounds: 1)
+        }
+    }
+
     @Test func streamRequestsAreRecognisedWhateverTheSpacing() {
         for body in [#"{"stream":true}"#, #"{"model":"m", "stream" : true}"#, #"{"stream": true, "x": 1}"#] {
             #expect(FastUpstream.mentionsStreamTrue(Array(body.utf8)), "\(body)")

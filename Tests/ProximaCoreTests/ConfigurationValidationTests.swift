@@ -35,6 +35,15 @@ import Testing
         #expect(paths.contains("models[0].fallbacks"))
     }
 
+    @Test(arguments: [-0.1, 1.0, 2.5, Double.nan])
+    func anSLOMarginOutsideZeroToOneIsRefused(margin: Double) {
+        var configuration = Self.valid()
+        configuration.routing.sloMargin = margin
+        #expect(configuration.problems().map(\.keyPath) == ["routing.slo_margin"])
+        configuration.routing.sloMargin = 0.5
+        #expect(configuration.problems().isEmpty)
+    }
+
     @Test func duplicateNamesAreRefused() {
         var configuration = Self.valid()
         configuration.endpoints[1].name = "a"
