@@ -485,8 +485,7 @@ private struct Runner {
         for (label, fleet, policyName) in rows {
             let outage = try Outage(parsing: "\(settings.outageSite)@\(start)-\(end)", in: fleet)
             let (overall, simulation) = simulate(
-                "outage", trace: builder.trace.name, fleetName: fleet.endpoints.count == settings.centralFleet.endpoints.count
-                    && label == EvidenceReport.oneRegion ? "central" : "global", fleet: fleet, label: label, requests: requests,
+                "outage", trace: builder.trace.name, fleetName: label == EvidenceReport.oneRegion ? "central" : "global", fleet: fleet, label: label, requests: requests,
                 settings: simulationSettings(try policy(policyName), outages: [outage]), load: load)
             let during = ScenarioResult(label: label, simulation: simulation, ttftTargetSeconds: target) { $0.arrival >= start && $0.arrival < end }
             let after = ScenarioResult(label: label, simulation: simulation, ttftTargetSeconds: target) { $0.arrival >= end && $0.arrival < end + 60 }

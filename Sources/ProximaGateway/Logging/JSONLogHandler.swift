@@ -19,11 +19,8 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         var line = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(event.level)\",\"label\":\(Self.quoted(label)),\"message\":\(Self.quoted("\(event.message)"))"
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in Self.merged(metadata, metadataProvider, event) {
             line += ",\(Self.quoted(key)):\(Self.quoted("\(value)"))"
         }
         line += "}\n"
@@ -31,6 +28,16 @@ public struct JSONLogHandler: LogHandler {
     }
 
     static func quoted(_ text: String) -> String { JSONScanner.quoted(text) }
+
+    /// A handler's metadata, then its provider's, then the event's (later ones win), sorted by key.
+    static func merged(
+        _ metadata: Logger.Metadata, _ provider: Logger.MetadataProvider?, _ event: LogEvent
+    ) -> [(key: String, value: Logger.Metadata.Value)] {
+        var merged = metadata
+        if let provided = provider?.get() { merged.merge(provided) { _, new in new } }
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        return merged.sorted { $0.key < $1.key }
+    }
 
     static func timestamp() -> String {
         Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))

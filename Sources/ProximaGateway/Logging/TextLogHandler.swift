@@ -21,11 +21,8 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         var line = "\(JSONLogHandler.timestamp()) \(event.level) \(label): \(event.message)"
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        for (key, value) in JSONLogHandler.merged(metadata, metadataProvider, event) { line += " \(key)=\(value)" }
         line += "\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
