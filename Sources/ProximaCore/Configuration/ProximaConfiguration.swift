@@ -60,6 +60,8 @@ public struct ServerSettings: Codable, Sendable, Equatable {
     public var maxAttempts: Int
     /// Where this gateway stands, for callers that do not say where they are.
     public var location: Coordinates?
+    /// Which HTTP client talks to plain-HTTP upstreams (HTTPS always goes through AsyncHTTPClient).
+    public var upstreamClient: UpstreamClientKind
 
     public init(
         host: String = "127.0.0.1",
@@ -69,7 +71,8 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         timeouts: TimeoutSettings = .init(),
         maxConnectionsPerUpstream: Int = 1024,
         maxAttempts: Int = 3,
-        location: Coordinates? = nil
+        location: Coordinates? = nil,
+        upstreamClient: UpstreamClientKind = .pooled
     ) {
         self.host = host
         self.port = port
@@ -79,6 +82,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         self.maxConnectionsPerUpstream = maxConnectionsPerUpstream
         self.maxAttempts = maxAttempts
         self.location = location
+        self.upstreamClient = upstreamClient
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -87,6 +91,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         case timeouts, maxConnectionsPerUpstream = "max_connections_per_upstream"
         case maxAttempts = "max_attempts"
         case location
+        case upstreamClient = "upstream_client"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -102,7 +107,16 @@ public struct ServerSettings: Codable, Sendable, Equatable {
             try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerUpstream) ?? d.maxConnectionsPerUpstream
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
         location = try c.decodeIfPresent(Coordinates.self, forKey: .location)
+        upstreamClient = try c.decodeIfPresent(UpstreamClientKind.self, forKey: .upstreamClient) ?? d.upstreamClient
     }
+}
+
+/// The HTTP client for plain-HTTP upstreams.
+public enum UpstreamClientKind: String, Codable, Sendable, CaseIterable {
+    /// The gateway's own pooled HTTP/1.1 client: one write per request, no extra tasks.
+    case pooled
+    /// AsyncHTTPClient, as for HTTPS upstreams.
+    case asyncHTTPClient = "async-http-client"
 }
 
 /// Deadlines on the way to and back from an upstream, in seconds.

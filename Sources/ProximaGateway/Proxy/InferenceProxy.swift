@@ -31,6 +31,8 @@ struct ProxySettings: Sendable {
 struct InferenceProxy: Sendable {
     let state: RoutingState
     let client: HTTPClient
+    /// The client for plain-HTTP upstreams; nil sends everything through `client`.
+    let pooled: PooledUpstreamClient?
     let metrics: GatewayMetrics
     let settings: ProxySettings
     let watch: ConnectionCloseWatch
@@ -53,6 +55,8 @@ struct InferenceProxy: Sendable {
         var clientLocation: String? = nil
         /// Time spent waiting on upstreams so far; the rest of the elapsed time is the gateway's own.
         var upstreamWait: Duration = .zero
+        /// The caller's connection's event loop: new upstream connections open there.
+        var eventLoop: (any EventLoop)? = nil
     }
 
     /// One candidate endpoint being tried.
@@ -87,6 +91,7 @@ struct InferenceProxy: Sendable {
 
     func forward(_ exchange: Exchange, channel: (any Channel)?) async throws -> Response {
         var exchange = exchange
+        exchange.eventLoop = channel?.eventLoop
         let supervisor = RequestSupervisor(watch: watch, channel: channel)
         let totalDeadline = exchange.arrival + settings.total
         let candidates = exchange.decision.candidates
@@ -298,23 +303,8 @@ struct InferenceProxy: Sendable {
         headDeadline: ContinuousClock.Instant
     ) async throws -> AttemptOutcome {
         let request = exchange.request
-        var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
-        upstream.method = .POST
-        upstream.headers.reserveCapacity(5)
-        upstream.headers.add(name: "content-type", value: "application/json")
-        upstream.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
-        upstream.headers.add(name: "x-request-id", value: exchange.requestID)
-        if let authorization = exchange.routing.authorizations[endpoint.index] {
-            upstream.headers.add(name: "authorization", value: authorization)
-        }
-        if endpoint.engine == .emulated, let location = exchange.clientLocation {
-            upstream.headers.add(name: "x-proxima-client-location", value: location)
-        }
-        upstream.body = .bytes(request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator))
-
-        let remaining = headDeadline - ContinuousClock.now
-        let response = try await client.execute(upstream, timeout: .nanoseconds(max(1, remaining.nanoseconds)), logger: logger)
-        let status = response.status.code
+        let response = try await send(exchange, candidate: candidate, endpoint: endpoint, headDeadline: headDeadline)
+        let status = response.status
         if status == 429 || status >= 500 {
             let detail = try? await Self.readPrefix(of: response.body, limit: 4096)
             let message = "Endpoint '\(endpoint.name)' answered \(status)\(detail.map { ": \($0)" } ?? "")."
@@ -324,11 +314,11 @@ struct InferenceProxy: Sendable {
             // The upstream's own verdict on the request (e.g. context too long): pass it through.
             let body = try await Self.collect(response.body, limit: 1 << 20)
             var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
+            headers[.contentType] = response.contentType ?? "application/json"
             var finished = exchange
             finished.upstreamWait += ContinuousClock.now - sentAt
-            finish(finished, endpoint: endpoint.name, status: Int(status), usage: nil)
-            return .answered(Response(status: .init(code: Int(status)), headers: headers, body: .init(byteBuffer: body)))
+            finish(finished, endpoint: endpoint.name, status: status, usage: nil)
+            return .answered(Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: body)))
         }
         if !request.stream {
             let body: ByteBuffer
@@ -341,10 +331,10 @@ struct InferenceProxy: Sendable {
             let usage = TokenUsage.read(responseBody: body)
             metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, received - exchange.arrival)
             var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.headers.first(name: "content-type") ?? "application/json"
+            headers[.contentType] = response.contentType ?? "application/json"
             var finished = exchange
             finished.upstreamWait += received - sentAt
-            finish(finished, endpoint: endpoint.name, status: Int(status), usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
+            finish(finished, endpoint: endpoint.name, status: status, usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
             return .answered(Response(status: .ok, headers: headers, body: .init(byteBuffer: body)))
         }
         // A stream: wait for its first complete event before committing to this endpoint.
@@ -354,6 +344,46 @@ struct InferenceProxy: Sendable {
         }
         stream.firstEventAt = ContinuousClock.now
         return .stream(stream)
+    }
+
+    /// Sends the request to one endpoint and waits for the head of its answer: through the pooled
+    /// client for plain HTTP, else through AsyncHTTPClient.
+    private func send(
+        _ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint, headDeadline: ContinuousClock.Instant
+    ) async throws -> UpstreamAnswer {
+        let request = exchange.request
+        let body = request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator)
+        let authorization = exchange.routing.authorizations[endpoint.index]
+        let location = endpoint.engine == .emulated ? exchange.clientLocation : nil
+        let remaining = max(.nanoseconds(1), headDeadline - ContinuousClock.now)
+        if let pooled, endpoint.url.scheme == "http" {
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.url.basePath + request.operation.upstreamPath)
+            head.headers.reserveCapacity(7)
+            head.headers.add(name: "content-type", value: "application/json")
+            head.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+            head.headers.add(name: "x-request-id", value: exchange.requestID)
+            if let authorization { head.headers.add(name: "authorization", value: authorization) }
+            if let location { head.headers.add(name: "x-proxima-client-location", value: location) }
+            let response = try await pooled.execute(
+                host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
+                headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
+            return UpstreamAnswer(
+                status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
+                body: .pooled(response.body))
+        }
+        var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
+        upstream.method = .POST
+        upstream.headers.reserveCapacity(5)
+        upstream.headers.add(name: "content-type", value: "application/json")
+        upstream.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        upstream.headers.add(name: "x-request-id", value: exchange.requestID)
+        if let authorization { upstream.headers.add(name: "authorization", value: authorization) }
+        if let location { upstream.headers.add(name: "x-proxima-client-location", value: location) }
+        upstream.body = .bytes(body)
+        let response = try await client.execute(upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
+        return UpstreamAnswer(
+            status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+            body: .asyncHTTPClient(response.body))
     }
 
     // MARK: streaming
@@ -496,7 +526,7 @@ struct InferenceProxy: Sendable {
 
     struct ResponseTooLarge: Error {}
 
-    static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws -> ByteBuffer {
+    static func collect(_ body: UpstreamAnswer.Body, limit: Int) async throws -> ByteBuffer {
         var result: ByteBuffer?
         for try await var chunk in body {
             if result == nil {
@@ -510,7 +540,7 @@ struct InferenceProxy: Sendable {
     }
 
     /// The start of an error body, as text for a message.
-    static func readPrefix(of body: HTTPClientResponse.Body, limit: Int) async throws -> String? {
+    static func readPrefix(of body: UpstreamAnswer.Body, limit: Int) async throws -> String? {
         var collected = ByteBuffer()
         for try await var chunk in body {
             collected.writeBuffer(&chunk)
@@ -532,6 +562,20 @@ struct InferenceProxy: Sendable {
                 return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' closed the connection without answering."))
             default:
                 return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' failed: \(error.shortDescription)."))
+            }
+        }
+        if let error = error as? UpstreamClientError {
+            switch error {
+            case .connectTimeout:
+                return (.connect, .upstreamFailed("Could not connect to endpoint '\(endpoint)' in time."))
+            case .connectionLimit(let limit):
+                return (.connect, .upstreamFailed("Endpoint '\(endpoint)' has all \(limit) of its connections busy."))
+            case .headTimeout, .idleTimeout:
+                return (.timeout, .upstreamTimeout("Endpoint '\(endpoint)' did not answer within the time limit."))
+            case .closedBeforeResponse:
+                return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' closed the connection without answering."))
+            case .closedMidResponse, .protocolViolation:
+                return (.protocolError, .upstreamFailed("Endpoint '\(endpoint)' failed: \(error)."))
             }
         }
         if error is NIOConnectionError || error is ChannelError || error is IOError {

@@ -6,14 +6,14 @@ import ProximaCore
 /// An upstream stream whose response head has arrived, read event by event.
 /// Owned by one request at a time: handed from the attempt to the response body, never shared.
 final class UpstreamStream: @unchecked Sendable {
-    private var iterator: HTTPClientResponse.Body.AsyncIterator
+    private var iterator: UpstreamAnswer.Body.AsyncIterator
     private var splitter: ServerSentEventSplitter
     private var finished = false
     /// Events already read but not yet relayed.
     private(set) var buffered: [ByteBuffer] = []
     var firstEventAt: ContinuousClock.Instant?
 
-    init(iterator: HTTPClientResponse.Body.AsyncIterator, allocator: ByteBufferAllocator) {
+    init(iterator: UpstreamAnswer.Body.AsyncIterator, allocator: ByteBufferAllocator) {
         self.iterator = iterator
         self.splitter = ServerSentEventSplitter(allocator: allocator)
     }
@@ -91,6 +91,9 @@ struct StreamRelay {
             } catch let error as HTTPClientError where error == .readTimeout || error == .deadlineExceeded {
                 upstreamFailure = .idleTimeout
                 return
+            } catch UpstreamClientError.idleTimeout {
+                upstreamFailure = .idleTimeout
+                return
             } catch is CancellationError {
                 throw CancellationError()
             } catch is ServerSentEventSplitter.EventTooLarge {
@@ -120,6 +123,7 @@ struct StreamRelay {
 
     private static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return error.shortDescription }
+        if let error = error as? UpstreamClientError { return error.description }
         return String(describing: type(of: error))
     }
 }

@@ -18,6 +18,8 @@ public struct Gateway: Sendable {
     public let metrics: GatewayMetrics
     let state: RoutingState
     let client: HTTPClient
+    /// The client for plain-HTTP upstreams, unless the configuration asks for AsyncHTTPClient.
+    let pooledClient: PooledUpstreamClient?
     let logger: Logger
     let startedAt = Date()
     let requestIDs = RequestIDGenerator()
@@ -55,8 +57,18 @@ public struct Gateway: Sendable {
         // No spans per upstream request: nothing consumes them, and creating them cost ~2.6% of CPU.
         clientConfiguration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        let server = configuration.server
+        self.pooledClient =
+            server.upstreamClient == .pooled
+            ? PooledUpstreamClient(
+                group: MultiThreadedEventLoopGroup.singleton,
+                settings: .init(
+                    connectTimeout: .milliseconds(Int64(server.timeouts.connect * 1000)),
+                    idleTimeout: .milliseconds(Int64(server.timeouts.idle * 1000)),
+                    maxConnectionsPerHost: server.maxConnectionsPerUpstream, maxIdleTime: .seconds(60)))
+            : nil
         self.proxy = InferenceProxy(
-            state: state, client: client, metrics: metrics, settings: ProxySettings(configuration.server),
+            state: state, client: client, pooled: pooledClient, metrics: metrics, settings: ProxySettings(configuration.server),
             watch: ConnectionCloseWatch(), logger: logger)
     }
 
@@ -116,7 +128,7 @@ public struct Gateway: Sendable {
     /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
     public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
         [
-            UpstreamClientService(client: client), endpointMonitor(), ReloadOnHangup(gateway: self),
+            UpstreamClientService(client: client, pooled: pooledClient), endpointMonitor(), ReloadOnHangup(gateway: self),
             makeApplication(onServerRunning: onServerRunning),
         ]
     }
@@ -158,7 +170,7 @@ struct ReloadOnHangup: Service {
 }
 
 /// A service that owns the upstream HTTP client and shuts it down last.
-    public func upstreamClientService() -> some Service { UpstreamClientService(client: client) }
+    public func upstreamClientService() -> some Service { UpstreamClientService(client: client, pooled: pooledClient) }
 
     // MARK: handlers
 
@@ -251,9 +263,11 @@ struct ReloadOnHangup: Service {
 /// Keeps the upstream HTTP client alive while the gateway runs and shuts it down after the server.
 struct UpstreamClientService: Service {
     let client: HTTPClient
+    let pooled: PooledUpstreamClient?
 
     func run() async throws {
         try? await gracefulShutdown()
+        pooled?.closeIdle()
         try await client.shutdown()
     }
 }
