@@ -5,7 +5,7 @@ import NIOCore
 import ProximaCore
 import Synchronization
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 /// The gateway over real HTTP in front of `FaultyUpstream`, for the failure modes a real engine cannot
 /// be made to show on demand.
@@ -66,6 +66,33 @@ import Testing
             #expect(metrics.contains(#"proxima_tokens_total{model="chat",kind="completion",source="reported"} 3"#))
             #expect(metrics.contains("proxima_gateway_overhead_seconds_count 1"))
             #expect(!metrics.contains("caller-secret") && !metrics.contains("endpoint-secret"))
+        }
+    }
+
+    @Test func overheadIsTimedFromTheConnectionAndItsStampsNeverLeaveTheGateway() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        try await withGateway([(upstream.baseURL, "ok")]) { gateway in
+            // A caller's forged stamps (an arrival days ahead, a huge upstream wait) change nothing.
+            let forged = [("x-proxima-received-ns", "999999999999999"), ("x-proxima-upstream-wait-ns", "999999999999")]
+            for body in [Self.chatBody, Self.streamBody] {
+                let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: body, headers: forged)
+                #expect(reply.status == 200)
+                #expect(reply.headers.first(name: "x-proxima-upstream-wait-ns") == nil)
+                #expect(reply.headers.first(name: "x-proxima-received-ns") == nil)
+            }
+            let sent = upstream.lastHeaders.withLock { $0 }
+            #expect(sent[.init("x-proxima-received-ns")!] == nil && sent[.init("x-proxima-upstream-wait-ns")!] == nil)
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains("proxima_gateway_overhead_seconds_count 2"))
+            func sum(_ prefix: String) -> Double? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            let overhead = sum("proxima_gateway_overhead_seconds_sum ")
+            #expect(overhead != nil && overhead! > 0 && overhead! < 1, "overhead sum \(overhead ?? -1) s")
+            // Durations run from the gateway's own stamp, so they are positive and short.
+            let duration = sum("proxima_request_duration_seconds_sum{")
+            #expect(duration != nil && duration! > 0 && duration! < 5, "duration sum \(duration ?? -1) s")
         }
     }
 

@@ -156,7 +156,10 @@ struct InferenceProxy: Sendable {
                     state.firstToken(
                         winner.ref, ttft: (firstEventAt - sentAt).seconds,
                         predicted: observablePrediction(winner.candidate, endpoint: winner.endpoint, exchange: exchange))
-                    exchange.upstreamWait -= returnedAt - firstEventAt
+                    // Waiting ended with the first event; with the pooled client, exactly when it came
+                    // out of the socket after the request went in.
+                    exchange.upstreamWait -= returnedAt - sentAt
+                    exchange.upstreamWait += upstream.measuredWait ?? (firstEventAt - sentAt)
                     return streamResponse(
                         exchange, candidate: winner.candidate, endpoint: winner.endpoint, ref: winner.ref, upstream: upstream,
                         supervisor: supervisor, totalDeadline: totalDeadline)
@@ -312,28 +315,29 @@ struct InferenceProxy: Sendable {
         }
         guard (200..<300).contains(status) else {
             // The upstream's own verdict on the request (e.g. context too long): pass it through.
-            let body = try await Self.collect(response.body, limit: 1 << 20)
-            var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.contentType ?? "application/json"
+            let (body, _) = try await Self.collect(response.body, limit: 1 << 20)
             var finished = exchange
-            finished.upstreamWait += ContinuousClock.now - sentAt
+            finished.upstreamWait += measuredWait(response, lastArrival: nil, sentAt: sentAt, received: ContinuousClock.now)
+            var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
+            headers[.contentType] = response.contentType ?? "application/json"
             finish(finished, endpoint: endpoint.name, status: status, usage: nil)
             return .answered(Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: body)))
         }
         if !request.stream {
             let body: ByteBuffer
+            let lastArrival: ContinuousClock.Instant?
             do {
-                body = try await Self.collect(response.body, limit: settings.maxResponseBodyBytes)
+                (body, lastArrival) = try await Self.collect(response.body, limit: settings.maxResponseBodyBytes)
             } catch is ResponseTooLarge {
                 return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than \(settings.maxResponseBodyBytes) bytes."))
             }
             let received = ContinuousClock.now
             let usage = TokenUsage.read(responseBody: body)
             metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, received - exchange.arrival)
-            var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.contentType ?? "application/json"
             var finished = exchange
-            finished.upstreamWait += received - sentAt
+            finished.upstreamWait += measuredWait(response, lastArrival: lastArrival, sentAt: sentAt, received: received)
+            var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
+            headers[.contentType] = response.contentType ?? "application/json"
             finish(finished, endpoint: endpoint.name, status: status, usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
             return .answered(Response(status: .ok, headers: headers, body: .init(byteBuffer: body)))
         }
@@ -343,7 +347,18 @@ struct InferenceProxy: Sendable {
             return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' closed the stream before sending any event."))
         }
         stream.firstEventAt = ContinuousClock.now
+        if let requestSent = response.sentAt, let arrival = stream.lastArrival { stream.measuredWait = arrival - requestSent }
         return .stream(stream)
+    }
+
+    /// The time an answer kept the gateway waiting: from the request entering the socket to the last
+    /// byte needed leaving it, when the pooled client measured them; else from sending to receiving.
+    private func measuredWait(
+        _ response: UpstreamAnswer, lastArrival: ContinuousClock.Instant?, sentAt: ContinuousClock.Instant,
+        received: ContinuousClock.Instant
+    ) -> Duration {
+        if let requestSent = response.sentAt, let lastArrival { return lastArrival - requestSent }
+        return received - sentAt
     }
 
     /// Sends the request to one endpoint and waits for the head of its answer: through the pooled
@@ -369,7 +384,7 @@ struct InferenceProxy: Sendable {
                 headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
             return UpstreamAnswer(
                 status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
-                body: .pooled(response.body))
+                sentAt: response.sentAt, body: .pooled(response.body))
         }
         var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
         upstream.method = .POST
@@ -480,6 +495,8 @@ struct InferenceProxy: Sendable {
         headers[.proximaEndpoint] = endpoint.name
         headers[.proximaSite] = endpoint.siteName
         headers[.proximaRoute] = routeSummary(exchange, candidate: candidate, endpoint: endpoint)
+        // For the connection's timing handler, which removes it (see `GatewayTimingHandler`).
+        if exchange.eventLoop != nil { headers[GatewayTimingHandler.upstreamWaitField] = String(exchange.upstreamWait.nanoseconds) }
         return headers
     }
 
@@ -509,7 +526,8 @@ struct InferenceProxy: Sendable {
         let elapsed = ContinuousClock.now - exchange.arrival
         metrics.recordRequest(
             operation: exchange.request.operation, model: exchange.model.name, endpoint: endpoint, status: status, duration: elapsed)
-        metrics.recordOverhead(max(.zero, elapsed - exchange.upstreamWait))
+        // With a connection, its timing handler measures the overhead up to the first byte written.
+        if exchange.eventLoop == nil { metrics.recordOverhead(max(.zero, elapsed - exchange.upstreamWait)) }
         if let usage { metrics.recordTokens(model: exchange.model.name, usage: usage, estimated: estimated) }
         metrics.requestEnded()
         logger.info(
@@ -526,9 +544,11 @@ struct InferenceProxy: Sendable {
 
     struct ResponseTooLarge: Error {}
 
-    static func collect(_ body: UpstreamAnswer.Body, limit: Int) async throws -> ByteBuffer {
+    /// The whole body, and when its last chunk arrived (pooled client only).
+    static func collect(_ body: UpstreamAnswer.Body, limit: Int) async throws -> (ByteBuffer, ContinuousClock.Instant?) {
         var result: ByteBuffer?
-        for try await var chunk in body {
+        var iterator = body.makeAsyncIterator()
+        while var chunk = try await iterator.next() {
             if result == nil {
                 result = chunk
             } else {
@@ -536,7 +556,7 @@ struct InferenceProxy: Sendable {
             }
             if result!.readableBytes > limit { throw ResponseTooLarge() }
         }
-        return result ?? ByteBuffer()
+        return (result ?? ByteBuffer(), iterator.lastArrival)
     }
 
     /// The start of an error body, as text for a message.

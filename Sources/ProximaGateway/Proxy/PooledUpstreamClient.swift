@@ -98,7 +98,7 @@ final class PooledUpstreamClient: Sendable {
                     throw UpstreamClientError.protocolViolation("a body before the response head")
                 }
                 return PooledUpstreamResponse(
-                    head: responseHead,
+                    head: responseHead, sentAt: connection.inbox.requestSentAt ?? .now, headArrivedAt: connection.inbox.lastArrival,
                     body: PooledUpstreamBody(
                         exchange: PooledExchange(connection: connection, client: self, key: key, keepAlive: responseHead.isKeepAlive)))
             } catch UpstreamClientError.closedBeforeResponse where reused && !retried {
@@ -248,6 +248,10 @@ final class UpstreamConnection: Sendable {
 /// The head of an upstream answer, and its body to read.
 struct PooledUpstreamResponse: Sendable {
     var head: HTTPResponseHead
+    /// When the request went into the socket, and when the head came out of it (on the event loop):
+    /// the time between is the upstream's, not the gateway's.
+    var sentAt: ContinuousClock.Instant
+    var headArrivedAt: ContinuousClock.Instant
     var body: PooledUpstreamBody
 }
 
@@ -260,6 +264,8 @@ struct PooledUpstreamBody: AsyncSequence, Sendable {
     struct AsyncIterator: AsyncIteratorProtocol {
         let exchange: PooledExchange
         mutating func next() async throws -> ByteBuffer? { try await exchange.next() }
+        /// When the part last returned arrived from the socket.
+        var lastArrival: ContinuousClock.Instant { exchange.connection.inbox.lastArrival }
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(exchange: exchange) }
@@ -268,7 +274,7 @@ struct PooledUpstreamBody: AsyncSequence, Sendable {
 /// One exchange on a leased connection, from the response head to the end of the body.
 /// Read by one task at a time.
 final class PooledExchange: @unchecked Sendable {
-    private let connection: UpstreamConnection
+    let connection: UpstreamConnection
     private let client: PooledUpstreamClient
     private let key: PooledUpstreamClient.PoolKey
     private let keepAlive: Bool
@@ -316,7 +322,9 @@ final class UpstreamInbox: Sendable {
     static let lowWatermark = 4
 
     private struct State {
-        var parts = CircularBuffer<HTTPClientResponsePart>(initialCapacity: 4)
+        var parts = CircularBuffer<(HTTPClientResponsePart, ContinuousClock.Instant)>(initialCapacity: 4)
+        var requestSentAt: ContinuousClock.Instant?
+        var lastArrival = ContinuousClock.now
         var waiter: UnsafeContinuation<HTTPClientResponsePart?, any Error>?
         var failure: (any Error)?
         var closed = false
@@ -331,15 +339,25 @@ final class UpstreamInbox: Sendable {
         state.withLock { $0.channel = channel }
     }
 
+    /// When the current request was written to the socket.
+    var requestSentAt: ContinuousClock.Instant? { state.withLock { $0.requestSentAt } }
+    /// When the part the reader took last arrived from the socket.
+    var lastArrival: ContinuousClock.Instant { state.withLock { $0.lastArrival } }
+
+    func requestSent(at instant: ContinuousClock.Instant) {
+        state.withLock { $0.requestSentAt = instant }
+    }
+
     // MARK: event loop side
 
-    func deliver(_ part: HTTPClientResponsePart) {
+    func deliver(_ part: HTTPClientResponsePart, at arrival: ContinuousClock.Instant) {
         let waiter = state.withLock { state -> UnsafeContinuation<HTTPClientResponsePart?, any Error>? in
             if let waiter = state.waiter {
                 state.waiter = nil
+                state.lastArrival = arrival
                 return waiter
             }
-            state.parts.append(part)
+            state.parts.append((part, arrival))
             return nil
         }
         waiter?.resume(returning: part)
@@ -378,7 +396,8 @@ final class UpstreamInbox: Sendable {
     }
 
     private func take(_ state: inout State) -> Take {
-        if let part = state.parts.popFirst() {
+        if let (part, arrival) = state.parts.popFirst() {
+            state.lastArrival = arrival
             var resume: (any Channel)?
             if state.readHeld, state.parts.count <= Self.lowWatermark {
                 state.readHeld = false
@@ -460,6 +479,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil)
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
+        inbox.requestSent(at: .now)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -477,7 +497,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case .body:
             break
         }
-        inbox.deliver(part)
+        inbox.deliver(part, at: .now)
     }
 
     func read(context: ChannelHandlerContext) {

@@ -12,6 +12,10 @@ final class UpstreamStream: @unchecked Sendable {
     /// Events already read but not yet relayed.
     private(set) var buffered: [ByteBuffer] = []
     var firstEventAt: ContinuousClock.Instant?
+    /// From the request entering the socket to the first event leaving it (pooled client only).
+    var measuredWait: Duration?
+    /// When the chunk read last arrived from the socket (pooled client only).
+    var lastArrival: ContinuousClock.Instant? { iterator.lastArrival }
 
     init(iterator: UpstreamAnswer.Body.AsyncIterator, allocator: ByteBufferAllocator) {
         self.iterator = iterator

@@ -6,6 +6,8 @@ import NIOCore
 struct UpstreamAnswer: Sendable {
     var status: Int
     var contentType: String?
+    /// When the request went into the socket (pooled client only; AsyncHTTPClient does not say).
+    var sentAt: ContinuousClock.Instant?
     var body: Body
 
     enum Body: AsyncSequence, Sendable {
@@ -26,6 +28,12 @@ struct UpstreamAnswer: Sendable {
                 case asyncHTTPClient(HTTPClientResponse.Body.AsyncIterator)
             }
             var base: Base
+
+            /// When the chunk last returned arrived from the socket (pooled client only).
+            var lastArrival: ContinuousClock.Instant? {
+                if case .pooled(let iterator) = base { return iterator.lastArrival }
+                return nil
+            }
 
             mutating func next() async throws -> ByteBuffer? {
                 switch base {

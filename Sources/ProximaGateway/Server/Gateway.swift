@@ -109,8 +109,10 @@ public struct Gateway: Sendable {
     public func makeApplication(
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        let metrics = self.metrics
+        return Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [GatewayTimingHandler(metrics: metrics)])),
             configuration: .init(
                 address: .hostname(configuration.server.host, port: configuration.server.port), serverName: nil),
             onServerRunning: onServerRunning,
@@ -175,7 +177,8 @@ struct ReloadOnHangup: Service {
     // MARK: handlers
 
     func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
-        let arrival = ContinuousClock.now
+        // From the connection's stamp when there is one: the hand-off to this handler counts too.
+        let arrival = GatewayClock.instant(request.headers[GatewayTimingHandler.receivedField]) ?? ContinuousClock.now
         metrics.requestStarted()
         let limit = configuration.server.maxRequestBodyBytes
         var modelLabel = "unknown"
