@@ -219,6 +219,22 @@ import Testing
         }
     }
 
+    @Test func aCallerThatLeavesBeforeAPlainAnswerCancelsItsUpstreamRequest() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        try await withGateway([(upstream.baseURL, "hang")]) { gateway in
+            var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
+            request.method = .POST
+            request.body = .bytes(ByteBuffer(string: Self.chatBody))
+            // The caller gives up after 300 ms and closes its connection; the upstream would hang for 600 s.
+            _ = try? await TestHTTP.client.execute(request, timeout: .milliseconds(300))
+            #expect(try await eventually { try await inFlight(gateway) == 0 })
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_caller_disconnects_total{model="chat"} 1"#))
+            #expect(upstream.received.load(ordering: .relaxed) == 1)
+        }
+    }
+
     @Test func badInputGetsItsStatusAndAnOpenAIErrorBody() async throws {
         let upstream = try await FaultyUpstream.start()
         defer { Task { await upstream.stop() } }

@@ -1,63 +1,90 @@
 import NIOCore
 import Synchronization
 
-/// Tells in-flight requests when their caller's connection closes, so the upstream work they drive
-/// is cancelled at once instead of at the next write (which may be many seconds away between tokens).
+/// Cancels the request work of a connection when the caller closes it, so the upstream work it
+/// drives stops at once instead of at the next write (which may be many seconds away between tokens).
 ///
+/// Work registers the task it runs in; a close cancels every task registered on that connection.
 /// One close callback is registered per connection, not per request: a keep-alive connection that
-/// carries a million requests holds one callback, and each request adds and removes its waiter.
+/// carries a million requests holds one callback, and each request adds and removes one entry.
+/// No task is created per request.
 final class ConnectionCloseWatch: Sendable {
+    struct Registration {
+        fileprivate let key: ObjectIdentifier
+        fileprivate let id: Int
+    }
+
+    /// A running task to cancel; only cancelled while registered, that is while it runs.
+    private struct RegisteredTask: @unchecked Sendable {
+        let task: UnsafeCurrentTask
+    }
+
     private struct Connection {
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var closed = false
+        var tasks: [Int: RegisteredTask] = [:]
+        /// The caller stopped sending: work that registers now is refused.
+        var callerGone = false
     }
 
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
-    private let nextWaiterID = Atomic<Int>(0)
+    private let nextID = Atomic<Int>(0)
 
     init() {}
 
-    /// Returns when `channel` closes or when the calling task is cancelled, whichever comes first.
-    func waitForClose(of channel: any Channel) async {
+    /// Cancels `task` if `channel` closes before ``release(_:)``; nil when the channel has closed
+    /// already. The task must call ``release(_:)`` before it ends.
+    func cancelOnClose(of channel: any Channel, task: UnsafeCurrentTask) -> Registration? {
+        guard channel.isActive else { return nil }
         let key = ObjectIdentifier(channel)
-        let waiterID = nextWaiterID.wrappingAdd(1, ordering: .relaxed).oldValue
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let action: RegistrationOutcome = connections.withLock { connections in
-                    if Task.isCancelled { return .resumeNow }
-                    if var connection = connections[key] {
-                        if connection.closed { return .resumeNow }
-                        connection.waiters[waiterID] = continuation
-                        connections[key] = connection
-                        return .registered
-                    }
-                    var connection = Connection()
-                    connection.waiters[waiterID] = continuation
-                    connections[key] = connection
-                    return .registeredFirst
-                }
-                switch action {
-                case .resumeNow:
-                    continuation.resume()
-                case .registered:
-                    break
-                case .registeredFirst:
-                    channel.closeFuture.whenComplete { [self] _ in connectionClosed(key) }
-                }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let task = RegisteredTask(task: task)
+        let outcome = connections.withLock { connections -> RegistrationOutcome in
+            if connections[key] != nil {
+                if connections[key]!.callerGone { return .refused }
+                connections[key]!.tasks[id] = task
+                return .registered
             }
-        } onCancel: {
-            let continuation = connections.withLock { $0[key]?.waiters.removeValue(forKey: waiterID) }
-            continuation?.resume()
+            connections[key] = Connection(tasks: [id: task])
+            return .registeredFirst
+        }
+        switch outcome {
+        case .refused: return nil
+        case .registered: break
+        case .registeredFirst: channel.closeFuture.whenComplete { [self] _ in connectionClosed(key) }
+        }
+        return Registration(key: key, id: id)
+    }
+
+    private enum RegistrationOutcome { case registered, registeredFirst, refused }
+
+    /// The caller closed its side of the connection: cancels the connection's work now, and refuses
+    /// work registered later.
+    func callerStoppedSending(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        let first = connections.withLock { connections -> Bool in
+            guard connections[key] != nil else {
+                connections[key] = Connection(callerGone: true)
+                return true
+            }
+            connections[key]!.callerGone = true
+            for registered in connections[key]!.tasks.values { registered.task.cancel() }
+            connections[key]!.tasks = [:]
+            return false
+        }
+        if first { channel.closeFuture.whenComplete { [self] _ in connectionClosed(key) } }
+    }
+
+    /// Ends a registration; true when the connection closed meanwhile (and the task was cancelled).
+    func release(_ registration: Registration) -> Bool {
+        connections.withLock { connections in
+            connections[registration.key]?.tasks.removeValue(forKey: registration.id) == nil
         }
     }
 
-    private enum RegistrationOutcome { case resumeNow, registered, registeredFirst }
-
     private func connectionClosed(_ key: ObjectIdentifier) {
-        let waiters = connections.withLock { connections in
-            connections.removeValue(forKey: key)?.waiters.values.map { $0 } ?? []
+        // Cancelled under the lock: a task cannot release (and end) between being found and cancelled.
+        connections.withLock { connections in
+            for registered in connections.removeValue(forKey: key)?.tasks.values ?? [:].values { registered.task.cancel() }
         }
-        for waiter in waiters { waiter.resume() }
     }
 
     /// Connections currently tracked (for tests and the debug endpoint).

@@ -495,8 +495,8 @@ struct InferenceProxy: Sendable {
         headers[.proximaEndpoint] = endpoint.name
         headers[.proximaSite] = endpoint.siteName
         headers[.proximaRoute] = routeSummary(exchange, candidate: candidate, endpoint: endpoint)
-        // For the connection's timing handler, which removes it (see `GatewayTimingHandler`).
-        if exchange.eventLoop != nil { headers[GatewayTimingHandler.upstreamWaitField] = String(exchange.upstreamWait.nanoseconds) }
+        // For the connection's timing handler, which removes it (see `GatewayConnectionHandler`).
+        if exchange.eventLoop != nil { headers[GatewayConnectionHandler.upstreamWaitField] = String(exchange.upstreamWait.nanoseconds) }
         return headers
     }
 

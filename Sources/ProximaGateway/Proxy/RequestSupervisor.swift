@@ -9,7 +9,8 @@ enum SupervisionStop: Error, Equatable {
 }
 
 /// Runs a piece of request work so that it is cancelled when the caller disconnects or a deadline
-/// passes. The work runs as a child task; the caller's connection and the clock are watched beside it.
+/// passes. A disconnect cancels the running task itself (see ``ConnectionCloseWatch``), which costs
+/// no extra task; a deadline runs the work as a child task beside a timer.
 struct RequestSupervisor: Sendable {
     let watch: ConnectionCloseWatch
     let channel: (any Channel)?
@@ -21,22 +22,32 @@ struct RequestSupervisor: Sendable {
         until deadline: ContinuousClock.Instant?,
         _ operation: () async throws -> Value
     ) async throws -> Value {
-        try await withoutActuallyEscaping(operation) { escapable in
+        guard let channel else { return try await bounded(until: deadline, operation) }
+        let registration = withUnsafeCurrentTask { task in task.flatMap { watch.cancelOnClose(of: channel, task: $0) } }
+        guard let registration else { throw SupervisionStop.callerDisconnected }
+        let value: Value
+        do {
+            value = try await bounded(until: deadline, operation)
+        } catch {
+            if watch.release(registration) { throw SupervisionStop.callerDisconnected }
+            throw error
+        }
+        if watch.release(registration) { throw SupervisionStop.callerDisconnected }
+        return value
+    }
+
+    private func bounded<Value: Sendable>(
+        until deadline: ContinuousClock.Instant?,
+        _ operation: () async throws -> Value
+    ) async throws -> Value {
+        guard let deadline else { return try await operation() }
+        return try await withoutActuallyEscaping(operation) { escapable in
             let work = UncheckedSendableBox(escapable)
             return try await withThrowingTaskGroup(of: Outcome<Value>.self) { group in
                 group.addTask { .finished(try await work.value()) }
-                if let channel {
-                    let watch = self.watch
-                    group.addTask {
-                        await watch.waitForClose(of: channel)
-                        return .stopped(.callerDisconnected)
-                    }
-                }
-                if let deadline {
-                    group.addTask {
-                        try? await Task.sleep(until: deadline, clock: .continuous)
-                        return .stopped(.deadlineExceeded)
-                    }
+                group.addTask {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    return .stopped(.deadlineExceeded)
                 }
                 defer { group.cancelAll() }
                 while let outcome = try await group.next() {

@@ -110,9 +110,10 @@ public struct Gateway: Sendable {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let metrics = self.metrics
+        let watch = proxy.watch
         return Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [GatewayTimingHandler(metrics: metrics)])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [GatewayConnectionHandler(metrics: metrics, watch: watch)])),
             configuration: .init(
                 address: .hostname(configuration.server.host, port: configuration.server.port), serverName: nil),
             onServerRunning: onServerRunning,
@@ -178,7 +179,7 @@ struct ReloadOnHangup: Service {
 
     func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
         // From the connection's stamp when there is one: the hand-off to this handler counts too.
-        let arrival = GatewayClock.instant(request.headers[GatewayTimingHandler.receivedField]) ?? ContinuousClock.now
+        let arrival = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField]) ?? ContinuousClock.now
         metrics.requestStarted()
         let limit = configuration.server.maxRequestBodyBytes
         var modelLabel = "unknown"

@@ -16,7 +16,13 @@ enum GatewayClock {
     }
 }
 
-/// Measures the gateway's own overhead where the caller sees it: from the moment a request head
+/// Sits on every caller connection, after the HTTP codec, with two duties.
+///
+/// It tells the ``ConnectionCloseWatch`` when the caller stops sending (the server allows half
+/// closure, so a caller that hangs up does not close the channel by itself): like nginx, the
+/// gateway takes that as the caller leaving, and cancels the upstream work of the connection.
+///
+/// It measures the gateway's own overhead where the caller sees it: from the moment a request head
 /// has been decoded on the connection to the moment the first byte of the answer (the whole body
 /// of a plain answer, the first event of a stream) has been written to the socket, minus the time
 /// spent waiting on upstreams. So the figure includes the hand-offs between the connection and the
@@ -25,7 +31,7 @@ enum GatewayClock {
 /// The arrival stamp rides into the handler in `x-proxima-received-ns` (overwriting any value a
 /// caller sent); the proxy sends the upstream wait back in `x-proxima-upstream-wait-ns`, which is
 /// removed here before the head leaves. Answers without it (not proxied) are not measured.
-final class GatewayTimingHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -35,13 +41,20 @@ final class GatewayTimingHandler: ChannelDuplexHandler, RemovableChannelHandler 
     static let upstreamWaitField = HTTPField.Name("x-proxima-upstream-wait-ns")!
 
     private let metrics: GatewayMetrics
+    private let watch: ConnectionCloseWatch
     /// Arrivals of requests whose answer has not started (HTTP/1.1 answers in order).
     private var arrivals = CircularBuffer<ContinuousClock.Instant>(initialCapacity: 2)
     /// The answer whose head went out and whose first byte has not.
     private var pending: (arrival: ContinuousClock.Instant, upstreamWait: Duration)?
 
-    init(metrics: GatewayMetrics) {
+    init(metrics: GatewayMetrics, watch: ConnectionCloseWatch) {
         self.metrics = metrics
+        self.watch = watch
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { watch.callerStoppedSending(context.channel) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
