@@ -2,10 +2,47 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import ProximaCore
 import ProximaGateway
 
+/// The entry point. `serve` runs Swift concurrency on the network event loops, so that a request's
+/// tasks, its caller's connection and its upstream connection share one thread and hand work to
+/// each other without waking another thread; `PROXIMA_EXECUTOR=dispatch` keeps Swift's own pool.
+/// The executor can only be chosen before any task has run, hence this synchronous `main`.
 @main
+enum ProximaEntry {
+    static func main() {
+        let environment = ProcessInfo.processInfo.environment
+        if CommandLine.arguments.dropFirst().first == "serve" {
+            // One event loop per CPU the process may run on (taskset), not per CPU of the machine.
+            if let loops = environment["PROXIMA_EVENT_LOOPS"].flatMap(Int.init) ?? allowedCPUCount(), loops > 0 {
+                NIOSingletons.groupLoopCountSuggestion = loops
+            }
+            if environment["PROXIMA_EXECUTOR"] != "dispatch" {
+                NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            }
+        }
+        Task {
+            await Proxima.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
+
+/// The CPUs this process may run on, from the affinity mask in `/proc/self/status`; nil where that
+/// cannot be read.
+func allowedCPUCount() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+    else { return nil }
+    let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { count, character in
+        count + (character.hexDigitValue?.nonzeroBitCount ?? 0)
+    }
+    return count > 0 ? count : nil
+}
+
 struct Proxima: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxima",
