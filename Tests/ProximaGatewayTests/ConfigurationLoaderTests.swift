@@ -1,6 +1,6 @@
 import Testing
 import ProximaCore
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 @Suite struct ConfigurationLoaderTests {
     func problem(_ yaml: String) -> ConfigurationProblem? {

@@ -5,7 +5,7 @@ import NIOCore
 import ProximaCore
 import ProximaEmulator
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 /// The gateway in front of emulated endpoints over real HTTP.
 @Suite(.serialized) struct GatewayOverEmulatorTests {

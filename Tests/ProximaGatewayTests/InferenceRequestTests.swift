@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 @Suite struct InferenceRequestTests {
     func parse(_ text: String, _ operation: InferenceOperation = .chatCompletions) throws(GatewayError) -> InferenceRequest {

@@ -1,6 +1,6 @@
 import NIOCore
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 @Suite struct JSONScannerTests {
     func members(_ text: String) throws -> [JSONScanner.Member] {

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import ProximaCore
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 /// The gateway in front of real llama.cpp servers (SmolLM2-135M-Instruct), driven by raw HTTP and by
 /// the official openai Python client.

@@ -6,7 +6,7 @@ import NIOHTTP1
 import ProximaCore
 import ProximaEmulator
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 /// The router at work in the gateway, in front of emulated endpoints over real HTTP.
 @Suite(.serialized) struct RoutingOverEmulatorTests {

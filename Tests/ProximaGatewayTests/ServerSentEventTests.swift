@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 @Suite struct ServerSentEventTests {
     func split(_ chunks: [String]) throws -> [String] {

@@ -64,7 +64,7 @@ public final class GatewayMetrics: Sendable {
     func requestEnded() { inFlight.decrement() }
 
     /// One request answered (or failed) with `status`.
-    func recordRequest(operation: InferenceOperation, model: String, endpoint: String, status: Int, duration: Duration) {
+    @_spi(Benchmarks) public func recordRequest(operation: InferenceOperation, model: String, endpoint: String, status: Int, duration: Duration) {
         counter(
             "proxima_requests_total",
             [("operation", operation.rawValue), ("model", model), ("endpoint", endpoint), ("status", String(status))]
@@ -73,16 +73,16 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Time from the request's arrival to the first token (stream) or the whole answer (non-stream).
-    func recordTimeToFirstToken(model: String, endpoint: String, _ duration: Duration) {
+    @_spi(Benchmarks) public func recordTimeToFirstToken(model: String, endpoint: String, _ duration: Duration) {
         timer("proxima_ttft_seconds", [("model", model), ("endpoint", endpoint)]).recordNanoseconds(duration.nanoseconds)
     }
 
     /// Time spent in the gateway itself for one request, upstream wait excluded.
-    func recordOverhead(_ duration: Duration) {
+    @_spi(Benchmarks) public func recordOverhead(_ duration: Duration) {
         overhead.recordNanoseconds(duration.nanoseconds)
     }
 
-    func recordTokens(model: String, usage: TokenUsage, estimated: Bool) {
+    @_spi(Benchmarks) public func recordTokens(model: String, usage: TokenUsage, estimated: Bool) {
         let source = estimated ? "estimated" : "reported"
         counter("proxima_tokens_total", [("model", model), ("kind", "prompt"), ("source", source)])
             .increment(by: Int64(usage.promptTokens))

@@ -29,7 +29,7 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
 
 /// What the gateway reads from a request body: the few fields it needs to route and account, plus
 /// where they sit in the body so it can rewrite them without re-encoding the rest.
-struct InferenceRequest: Sendable {
+@_spi(Benchmarks) public struct InferenceRequest: Sendable {
     var operation: InferenceOperation
     var body: ByteBuffer
     var model: String
@@ -46,7 +46,7 @@ struct InferenceRequest: Sendable {
     private var objectEnd: Int
 
     /// Reads and checks a request body; every failure names the field at fault.
-    init(operation: InferenceOperation, body: ByteBuffer) throws(GatewayError) {
+    @_spi(Benchmarks) public init(operation: InferenceOperation, body: ByteBuffer) throws(GatewayError) {
         self.operation = operation
         self.body = body
         let parsed: Result<Parsed, GatewayError> = body.withUnsafeReadableBytes { bytes in
@@ -166,7 +166,7 @@ struct InferenceRequest: Sendable {
     /// The body to send upstream: the model renamed to the endpoint's name for it and, for streams,
     /// usage reporting switched on so that tokens are counted. Everything else is passed through byte
     /// for byte.
-    func upstreamBody(upstreamModel: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    @_spi(Benchmarks) public func upstreamBody(upstreamModel: String, allocator: ByteBufferAllocator) -> ByteBuffer {
         var edits: [(range: Range<Int>, replacement: String)] = []
         if upstreamModel != model {
             edits.append((modelRange, JSONScanner.quoted(upstreamModel)))

@@ -3,22 +3,22 @@ import NIOCore
 /// Splits a byte stream into complete server-sent events. Bytes of an event that has not ended yet
 /// are kept until the rest arrives; each complete event is returned with its terminating blank line,
 /// exactly as received, so it can be forwarded unchanged.
-struct ServerSentEventSplitter {
+@_spi(Benchmarks) public struct ServerSentEventSplitter {
     private var pending: ByteBuffer
     /// Where to resume looking for a terminator in `pending`.
     private var searchFrom = 0
     /// Largest event accepted before the stream is considered broken.
     let maximumEventBytes: Int
 
-    init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maximumEventBytes: Int = 4 * 1024 * 1024) {
+    @_spi(Benchmarks) public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maximumEventBytes: Int = 4 * 1024 * 1024) {
         self.pending = allocator.buffer(capacity: 0)
         self.maximumEventBytes = maximumEventBytes
     }
 
-    struct EventTooLarge: Error {}
+    @_spi(Benchmarks) public struct EventTooLarge: Error {}
 
     /// Adds bytes from upstream.
-    mutating func append(_ chunk: ByteBuffer) throws(EventTooLarge) {
+    @_spi(Benchmarks) public mutating func append(_ chunk: ByteBuffer) throws(EventTooLarge) {
         if pending.readableBytes == 0 {
             pending = chunk
             searchFrom = 0
@@ -30,7 +30,7 @@ struct ServerSentEventSplitter {
     }
 
     /// The next complete event, or nil when more bytes are needed.
-    mutating func nextEvent() -> ByteBuffer? {
+    @_spi(Benchmarks) public mutating func nextEvent() -> ByteBuffer? {
         guard let end = endOfFirstEvent() else {
             searchFrom = max(0, pending.readableBytes - 3)
             return nil
@@ -65,7 +65,7 @@ struct ServerSentEventSplitter {
 extension ServerSentEventSummary {
     /// The event without its usage member, for a caller that did not ask for usage but whose
     /// upstream attached it to a content chunk.
-    func removingUsage(from event: ByteBuffer) -> ByteBuffer {
+    @_spi(Benchmarks) public func removingUsage(from event: ByteBuffer) -> ByteBuffer {
         guard let range = usageMemberRange else { return event }
         var result = ByteBuffer()
         result.reserveCapacity(event.readableBytes)
@@ -89,7 +89,7 @@ public struct TokenUsage: Sendable, Equatable {
 }
 
 /// What one server-sent event carries, as far as the gateway cares.
-struct ServerSentEventSummary: Equatable {
+@_spi(Benchmarks) public struct ServerSentEventSummary: Equatable {
     var isDone = false
     /// Usage reported in this event.
     var usage: TokenUsage?
@@ -103,7 +103,7 @@ struct ServerSentEventSummary: Equatable {
     var usageMemberRange: Range<Int>?
 
     /// Reads the `data:` lines of one event.
-    init(event: ByteBuffer) {
+    @_spi(Benchmarks) public init(event: ByteBuffer) {
         event.withUnsafeReadableBytes { bytes in
             guard let data = Self.dataRange(in: bytes) else { return }
             let payload = UnsafeRawBufferPointer(rebasing: bytes[data])

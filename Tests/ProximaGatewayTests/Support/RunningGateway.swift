@@ -7,7 +7,7 @@ import NIOHTTP1
 import NIOPosix
 import ProximaCore
 import ServiceLifecycle
-@testable import ProximaGateway
+@_spi(Benchmarks) @testable import ProximaGateway
 
 /// A gateway running in this process on a loopback port chosen at run time. Stop it with `stop()`,
 /// which shuts it down the graceful way, as SIGTERM would.
