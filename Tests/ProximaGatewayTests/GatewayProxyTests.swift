@@ -235,6 +235,30 @@ import Testing
         }
     }
 
+    @Test func aFullConnectionPoolRefusesWithoutOpeningTheBreaker() async throws {
+        let upstream = try await FaultyUpstream.start()
+        defer { Task { await upstream.stop() } }
+        var configuration = Self.configuration([(upstream.baseURL, "hang")])
+        configuration.server.maxConnectionsPerUpstream = 1
+        let gateway = try await RunningGateway.start(configuration, environment: ["UPSTREAM_KEY": "k"])
+        let url = gateway.baseURL + "/v1/chat/completions"
+        // One request holds the only connection; the next ones find the pool full.
+        let holder = Task { try await TestHTTP.post(url, json: Self.chatBody) }
+        #expect(try await eventually { upstream.received.load(ordering: .relaxed) == 1 })
+        for _ in 0..<6 {
+            let reply = try await TestHTTP.post(url, json: Self.chatBody)
+            #expect(reply.status == 503)
+            #expect((reply.errorObject?["message"] as? String)?.contains("connections busy") == true)
+        }
+        // Six refusals, and the endpoint is still healthy: a full pool is not the endpoint's failure.
+        let readiness = try await TestHTTP.get(gateway.baseURL + "/readyz")
+        #expect(readiness.status == 200 && readiness.body.contains(#""breaker":"closed""#))
+        let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+        #expect(metrics.contains(#"proxima_upstream_errors_total{endpoint="ep0",kind="pool_full"} 6"#))
+        holder.cancel()
+        await gateway.stop()
+    }
+
     @Test func badInputGetsItsStatusAndAnOpenAIErrorBody() async throws {
         let upstream = try await FaultyUpstream.start()
         defer { Task { await upstream.stop() } }

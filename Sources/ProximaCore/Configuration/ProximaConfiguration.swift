@@ -69,7 +69,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         maxRequestBodyBytes: Int = 4 * 1024 * 1024,
         maxResponseBodyBytes: Int = 32 * 1024 * 1024,
         timeouts: TimeoutSettings = .init(),
-        maxConnectionsPerUpstream: Int = 1024,
+        maxConnectionsPerUpstream: Int = 16_384,
         maxAttempts: Int = 3,
         location: Coordinates? = nil,
         upstreamClient: UpstreamClientKind = .pooled

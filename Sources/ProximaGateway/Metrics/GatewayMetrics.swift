@@ -133,4 +133,6 @@ enum UpstreamFailureKind: String, Sendable {
     case rateLimited = "status_429"
     case protocolError = "protocol"
     case streamAborted = "stream_aborted"
+    /// The gateway's own pool to the endpoint was full: not the endpoint's failure.
+    case poolFull = "pool_full"
 }

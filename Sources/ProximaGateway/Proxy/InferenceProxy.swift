@@ -279,7 +279,8 @@ struct InferenceProxy: Sendable {
     }
 
     private func recordFailure(_ endpoint: Endpoint, ref: EndpointRef, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
-        state.end(ref, outcome: .failure, sawFirstToken: false)
+        // A full pool is the gateway's own limit: it moves the request on, but counts against no breaker.
+        state.end(ref, outcome: kind == .poolFull ? .abandoned : .failure, sawFirstToken: false)
         metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
         logger.warning(
             "upstream attempt failed",
@@ -589,7 +590,7 @@ struct InferenceProxy: Sendable {
             case .connectTimeout:
                 return (.connect, .upstreamFailed("Could not connect to endpoint '\(endpoint)' in time."))
             case .connectionLimit(let limit):
-                return (.connect, .upstreamFailed("Endpoint '\(endpoint)' has all \(limit) of its connections busy."))
+                return (.poolFull, .noCapacity("Endpoint '\(endpoint)' has all \(limit) of its connections busy."))
             case .headTimeout, .idleTimeout:
                 return (.timeout, .upstreamTimeout("Endpoint '\(endpoint)' did not answer within the time limit."))
             case .closedBeforeResponse:
