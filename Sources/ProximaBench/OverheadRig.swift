@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AsyncHTTPClient
 import Foundation
 import Histogram
 import NIOCore
@@ -55,9 +56,11 @@ public enum OverheadRig {
         public var p50: Double
         public var p99: Double
         public var p999: Double
+        public var mean: Double
 
         init(_ histogram: Histogram<UInt64>) {
             count = Int(histogram.totalCount)
+            mean = histogram.mean / 1_000
             p50 = Double(histogram.valueAtPercentile(50)) / 1_000
             p99 = Double(histogram.valueAtPercentile(99)) / 1_000
             p999 = Double(histogram.valueAtPercentile(99.9)) / 1_000
@@ -257,6 +260,16 @@ public enum OverheadRig {
     }
 
     /// Resident memory of a process in MiB, from /proc.
+    /// Proxima's own overhead histogram from its `/metrics`: the sum in seconds and the count.
+    public static func gatewayOverhead(metricsURL: String) async throws -> (sum: Double, count: Double) {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: metricsURL), timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 16 << 20))
+        func value(_ name: String) -> Double {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        return (value("proxima_gateway_overhead_seconds_sum"), value("proxima_gateway_overhead_seconds_count"))
+    }
+
     public static func residentMiB(_ pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {

@@ -212,12 +212,25 @@ struct Overhead: AsyncParsableCommand {
     @Option(help: "Milliseconds between the upstream's streamed events (as given to `proxima bench upstream`).")
     var pacingMs: Int = 50
 
+    @Option(help: "Proxima's /metrics URL for a target, NAME=URL: its own overhead histogram over the latency test is set beside the rig's figure.")
+    var selfReport: String?
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
     struct Report: Codable {
         var latency: [String: OverheadRig.Percentiles]
         var streams: [String: [OverheadRig.StreamResult]]
+        var selfReported: SelfReported?
+    }
+
+    /// A gateway's own overhead histogram over the latency test, against the rig's measurement.
+    struct SelfReported: Codable {
+        var target: String
+        var requests: Int
+        var histogramMeanMicroseconds: Double
+        var rigAddedMeanMicroseconds: Double
+        var ratio: Double
     }
 
     func run() async throws {
@@ -238,8 +251,21 @@ struct Overhead: AsyncParsableCommand {
             guard let count = Int(part.trimmingSpaces()), count > 0 else { throw ValidationError("--streams takes positive counts") }
             return count
         }
+        let reporting = try selfReport.map { try pairs([$0], "self-report")[0] }
+        var before: (sum: Double, count: Double)?
+        if let reporting { before = try await OverheadRig.gatewayOverhead(metricsURL: reporting.1) }
         FileHandle.standardError.write(Data("latency: \(rounds) rounds of \(requests) requests per target\n".utf8))
         let latency = try OverheadRig.latency(targets: targets, model: model, requests: requests, rounds: rounds)
+        var selfReported: SelfReported?
+        if let (name, url) = reporting, let before, let row = latency[name], let direct = latency["direct"] {
+            let after = try await OverheadRig.gatewayOverhead(metricsURL: url)
+            let count = after.count - before.count
+            let histogramMean = count > 0 ? (after.sum - before.sum) / count * 1e6 : 0
+            let rigMean = row.mean - direct.mean
+            selfReported = SelfReported(
+                target: name, requests: Int(count), histogramMeanMicroseconds: histogramMean, rigAddedMeanMicroseconds: rigMean,
+                ratio: rigMean > 0 ? histogramMean / rigMean : 0)
+        }
         var streamResults: [String: [OverheadRig.StreamResult]] = [:]
         for count in counts {
             for target in targets {
@@ -250,7 +276,14 @@ struct Overhead: AsyncParsableCommand {
             }
         }
         print(Self.table(targets: targets.map(\.name), latency: latency, streams: streamResults))
-        if let json { try writeJSON(Report(latency: latency, streams: streamResults), to: json) }
+        if let selfReported {
+            print(
+                String(
+                    format: "\n%@'s own overhead histogram over the latency test: mean %.0f µs over %d requests; the rig's added mean: %.0f µs (ratio %.2f).",
+                    selfReported.target, selfReported.histogramMeanMicroseconds, selfReported.requests, selfReported.rigAddedMeanMicroseconds,
+                    selfReported.ratio))
+        }
+        if let json { try writeJSON(Report(latency: latency, streams: streamResults, selfReported: selfReported), to: json) }
     }
 
     static func table(targets: [String], latency: [String: OverheadRig.Percentiles], streams: [String: [OverheadRig.StreamResult]]) -> String {
