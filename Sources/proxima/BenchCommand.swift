@@ -7,7 +7,7 @@ import ProximaCore
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure: load generation against any OpenAI-compatible URL, the router's decision time.",
-        subcommands: [Load.self, RouterBench.self, Overhead.self, Upstream.self])
+        subcommands: [Load.self, RouterBench.self, Overhead.self, Sweep.self, Upstream.self])
 }
 
 struct Load: AsyncParsableCommand {
@@ -174,6 +174,100 @@ struct Upstream: AsyncParsableCommand {
         for await _ in signals { break }
         withExtendedLifetime(sources) {}
         try await upstream.shutdown()
+    }
+}
+
+struct Sweep: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sustained requests/s per path, open-loop: a rising request rate, each latency from when its request was due.",
+        discussion: """
+            Each step sends requests at a fixed rate for --seconds over --connections kept-alive connections; a request \
+            due while all are busy waits, and the wait counts. A step passes when every request succeeded, the rate was \
+            achieved (95%) and p99 stayed within --p99-ms. The sweep of a path stops after its second failing step. \
+            The best passing rate per path is reported.
+            """)
+
+    @Option(help: "A path to measure, repeatable: NAME=URL.")
+    var target: [String] = []
+
+    @Option(help: "Bearer key for a target, repeatable: NAME=KEY.")
+    var bearer: [String] = []
+
+    @Option(help: "Model name to request.")
+    var model: String = "bench"
+
+    @Option(help: "Request rates to try, in order (comma-separated requests/s).")
+    var rates: String = "50,100,200,500,1000,2000,4000,6000,8000,10000,12000,16000,20000,24000,28000,32000"
+
+    @Option(help: "Seconds per step.")
+    var seconds: Double = 5
+
+    @Option(help: "Kept-alive connections per path.")
+    var connections: Int = 128
+
+    @Option(help: "p99 limit of a passing step, milliseconds.")
+    var p99Ms: Double = 20
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    func run() async throws {
+        func pair(_ item: String, _ flag: String) throws -> (String, String) {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--\(flag) takes NAME=VALUE, got '\(item)'") }
+            return (parts[0], parts[1])
+        }
+        let bearers = Dictionary(try bearer.map { try pair($0, "bearer") }, uniquingKeysWith: { $1 })
+        let targets = try target.map { item -> OverheadRig.Target in
+            let (name, url) = try pair(item, "target")
+            return try OverheadRig.Target(name: name, url: url, bearer: bearers[name])
+        }
+        guard !targets.isEmpty else { throw ValidationError("give at least one --target NAME=URL") }
+        let rateList = try rates.split(separator: ",").map { part -> Double in
+            guard let rate = Double(part.trimmingSpaces()), rate > 0 else { throw ValidationError("--rates takes positive numbers") }
+            return rate
+        }
+        guard seconds > 0, connections > 0, p99Ms > 0 else { throw ValidationError("--seconds, --connections and --p99-ms must be positive") }
+        OverheadRig.raiseOpenFileLimit()
+        let settings = OpenLoopSweep.Settings(rates: rateList, seconds: seconds, connections: connections, p99LimitMilliseconds: p99Ms)
+        var results: [String: [OpenLoopSweep.Step]] = [:]
+        for target in targets {
+            FileHandle.standardError.write(Data("sweep: \(target.name)\n".utf8))
+            results[target.name] = try await OpenLoopSweep.sweep(target: target, model: model, settings: settings)
+        }
+        print(Self.table(targets: targets.map(\.name), results: results, limit: p99Ms))
+        if let json { try writeJSON(results, to: json) }
+    }
+
+    static func table(targets: [String], results: [String: [OpenLoopSweep.Step]], limit: Double) -> String {
+        func best(_ name: String) -> OpenLoopSweep.Step? {
+            results[name]?.filter { OpenLoopSweep.passes($0, limitMilliseconds: limit) }.max { $0.rate < $1.rate }
+        }
+        func ratio(_ name: String, _ other: String) -> String {
+            guard targets.contains(other), let mine = best(name), let theirs = best(other) else { return "-" }
+            return String(format: "%.2fx", mine.rate / theirs.rate)
+        }
+        var lines = [
+            "| path | sustained requests/s (open loop, p99 <= \(Int(limit)) ms) | p50 | p99 | vs nginx | vs litellm |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in targets {
+            guard let step = best(name) else {
+                lines.append("| \(name) | none passed | - | - | - | - |")
+                continue
+            }
+            lines.append(
+                "| \(name) | \(Int(step.rate)) | \(Int(step.p50)) µs | \(Int(step.p99)) µs | \(ratio(name, "nginx")) | \(ratio(name, "litellm")) |")
+        }
+        lines += ["", "Every step (path, offered rate, achieved, failed, p50, p99):", ""]
+        for name in targets {
+            for step in results[name] ?? [] {
+                lines.append(
+                    "    \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Int(step.rate))/s  achieved \(Int(step.achieved))/s  "
+                        + "failed \(step.failed)  p50 \(Int(step.p50)) µs  p99 \(Int(step.p99)) µs")
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

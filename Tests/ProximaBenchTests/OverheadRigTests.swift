@@ -42,3 +42,39 @@ import Testing
         }
     }
 }
+
+/// The open-loop sweep against the fast upstream on loopback.
+@Suite struct OpenLoopSweepTests {
+    @Test func aModestRateIsSustainedAndEveryRequestAnswered() async throws {
+        let upstream = try await FastUpstream(settings: .init(port: 0, chunks: 4, pacing: .milliseconds(20)))
+        let target = try OverheadRig.Target(name: "direct", url: "http://127.0.0.1:\(upstream.port)/v1")
+        let step = try await OpenLoopSweep.run(target: target, model: "bench", rate: 400, seconds: 0.5, connections: 8)
+        #expect(step.completed == 200 && step.failed == 0)
+        #expect(step.achieved > 350 && step.achieved <= 401)
+        #expect(step.p50 > 0 && step.p99 >= step.p50)
+        #expect(OpenLoopSweep.passes(step, limitMilliseconds: 1_000))
+        try await upstream.shutdown()
+    }
+
+    @Test func aRequestDueWhileEveryConnectionIsBusyWaitsAndTheWaitCounts() async throws {
+        // One connection offered 100,000 requests/s: far more than one loopback connection answers
+        // one at a time, so the requests queue and their latency (from when they were due) grows
+        // far beyond one answer's time.
+        let upstream = try await FastUpstream(settings: .init(port: 0))
+        let target = try OverheadRig.Target(name: "direct", url: "http://127.0.0.1:\(upstream.port)/v1")
+        let step = try await OpenLoopSweep.run(target: target, model: "bench", rate: 100_000, seconds: 0.1, connections: 1)
+        #expect(!OpenLoopSweep.passes(step, limitMilliseconds: 20))
+        #expect(step.achieved < 0.95 * 100_000)
+        #expect(step.p99 > 20_000, "the last requests waited for the one connection")
+        try await upstream.shutdown()
+    }
+
+    @Test func responsesAreFramedByContentLength() {
+        let whole = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+        #expect(OpenLoopSweep.ResponseReader.completeResponse(in: ByteBuffer(string: whole))! == (whole.utf8.count, true))
+        #expect(OpenLoopSweep.ResponseReader.completeResponse(in: ByteBuffer(string: String(whole.dropLast()))) == nil)
+        #expect(OpenLoopSweep.ResponseReader.completeResponse(in: ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Len")) == nil)
+        let failed = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}"
+        #expect(OpenLoopSweep.ResponseReader.completeResponse(in: ByteBuffer(string: failed))! == (failed.utf8.count, false))
+    }
+}
