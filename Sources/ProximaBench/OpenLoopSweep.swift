@@ -138,8 +138,9 @@ public enum OpenLoopSweep {
 
         private func tick() {
             let now = NIODeadline.now()
-            let horizon = min(now, end)
-            let due = Int(Double((horizon - start).nanoseconds) / 1e9 * rate)
+            // Request i is due at start + i/rate, so by `now` the first ⌊elapsed × rate⌋ + 1 are.
+            let total = Int(Double((end - start).nanoseconds) / 1e9 * rate)
+            let due = min(total, Int(Double((now - start).nanoseconds) / 1e9 * rate) + 1)
             while issued < due {
                 let dueAt = start + .nanoseconds(Int64(Double(issued) / rate * 1e9))
                 issued += 1

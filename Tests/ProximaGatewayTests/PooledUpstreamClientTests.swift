@@ -173,7 +173,8 @@ final class ClosingUpstream: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    // Without pipelining assistance, whose handler would hold back a close while a request awaits its answer.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
                     try channel.pipeline.syncOperations.addHandler(Handler(owner: { box.withLock { $0 } }))
                 }
             }
