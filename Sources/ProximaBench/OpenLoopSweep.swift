@@ -63,7 +63,9 @@ public enum OpenLoopSweep {
 
     /// One step: `rate` requests per second for `seconds`.
     public static func run(target: OverheadRig.Target, model: String, rate: Double, seconds: Double, connections: Int) async throws -> Step {
-        precondition(rate > 0 && seconds > 0 && connections > 0)
+        guard rate > 0, seconds > 0, connections > 0 else {
+            throw OverheadRig.RigError(description: "a sweep step needs a positive rate, duration and connection count")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             let step = try await run(on: group.next(), target: target, model: model, rate: rate, seconds: seconds, connections: connections)

@@ -177,6 +177,15 @@ struct Upstream: AsyncParsableCommand {
     }
 }
 
+/// Options given as NAME=VALUE, in order.
+func namedPairs(_ list: [String], flag: String) throws -> [(String, String)] {
+    try list.map { item in
+        let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--\(flag) takes NAME=VALUE, got '\(item)'") }
+        return (parts[0], parts[1])
+    }
+}
+
 struct Sweep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sustained requests/s per path, open-loop: a rising request rate, each latency from when its request was due.",
@@ -212,15 +221,9 @@ struct Sweep: AsyncParsableCommand {
     var json: String?
 
     func run() async throws {
-        func pair(_ item: String, _ flag: String) throws -> (String, String) {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--\(flag) takes NAME=VALUE, got '\(item)'") }
-            return (parts[0], parts[1])
-        }
-        let bearers = Dictionary(try bearer.map { try pair($0, "bearer") }, uniquingKeysWith: { $1 })
-        let targets = try target.map { item -> OverheadRig.Target in
-            let (name, url) = try pair(item, "target")
-            return try OverheadRig.Target(name: name, url: url, bearer: bearers[name])
+        let bearers = Dictionary(try namedPairs(bearer, flag: "bearer"), uniquingKeysWith: { $1 })
+        let targets = try namedPairs(target, flag: "target").map { name, url in
+            try OverheadRig.Target(name: name, url: url, bearer: bearers[name])
         }
         guard !targets.isEmpty else { throw ValidationError("give at least one --target NAME=URL") }
         let rateList = try rates.split(separator: ",").map { part -> Double in
@@ -328,16 +331,9 @@ struct Overhead: AsyncParsableCommand {
     }
 
     func run() async throws {
-        func pairs(_ list: [String], _ flag: String) throws -> [(String, String)] {
-            try list.map { item in
-                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("--\(flag) takes NAME=VALUE, got '\(item)'") }
-                return (parts[0], parts[1])
-            }
-        }
-        let bearers = Dictionary(try pairs(bearer, "bearer"), uniquingKeysWith: { $1 })
-        let pids = Dictionary(try pairs(pid, "pid"), uniquingKeysWith: { $1 }).compactMapValues { Int32($0) }
-        let targets = try pairs(target, "target").map { name, url in
+        let bearers = Dictionary(try namedPairs(bearer, flag: "bearer"), uniquingKeysWith: { $1 })
+        let pids = Dictionary(try namedPairs(pid, flag: "pid"), uniquingKeysWith: { $1 }).compactMapValues { Int32($0) }
+        let targets = try namedPairs(target, flag: "target").map { name, url in
             try OverheadRig.Target(name: name, url: url, bearer: bearers[name], pid: pids[name])
         }
         guard targets.contains(where: { $0.name == "direct" }) else { throw ValidationError("one --target must be named 'direct' (the upstream itself)") }
@@ -345,7 +341,7 @@ struct Overhead: AsyncParsableCommand {
             guard let count = Int(part.trimmingSpaces()), count > 0 else { throw ValidationError("--streams takes positive counts") }
             return count
         }
-        let reporting = try selfReport.map { try pairs([$0], "self-report")[0] }
+        let reporting = try selfReport.map { try namedPairs([$0], flag: "self-report")[0] }
         var before: (sum: Double, count: Double)?
         if let reporting { before = try await OverheadRig.gatewayOverhead(metricsURL: reporting.1) }
         FileHandle.standardError.write(Data("latency: \(rounds) rounds of \(requests) requests per target\n".utf8))

@@ -69,6 +69,15 @@ import Testing
         try await upstream.shutdown()
     }
 
+    @Test func aStepWithoutRateTimeOrConnectionsIsRefused() async throws {
+        let target = try OverheadRig.Target(name: "direct", url: "http://127.0.0.1:1/v1")
+        for (rate, seconds, connections) in [(0.0, 1.0, 1), (10, 0, 1), (10, 1, 0), (-5, 1, 1)] {
+            await #expect(throws: OverheadRig.RigError.self) {
+                _ = try await OpenLoopSweep.run(target: target, model: "bench", rate: rate, seconds: seconds, connections: connections)
+            }
+        }
+    }
+
     @Test func responsesAreFramedByContentLength() {
         let whole = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
         #expect(OpenLoopSweep.ResponseReader.completeResponse(in: ByteBuffer(string: whole))! == (whole.utf8.count, true))

@@ -369,17 +369,17 @@ struct InferenceProxy: Sendable {
     ) async throws -> UpstreamAnswer {
         let request = exchange.request
         let body = request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator)
-        let authorization = exchange.routing.authorizations[endpoint.index]
-        let location = endpoint.engine == .emulated ? exchange.clientLocation : nil
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(7)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        headers.add(name: "x-request-id", value: exchange.requestID)
+        if let authorization = exchange.routing.authorizations[endpoint.index] { headers.add(name: "authorization", value: authorization) }
+        if endpoint.engine == .emulated, let location = exchange.clientLocation { headers.add(name: "x-proxima-client-location", value: location) }
         let remaining = max(.nanoseconds(1), headDeadline - ContinuousClock.now)
         if let pooled, endpoint.url.scheme == "http" {
-            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.url.basePath + request.operation.upstreamPath)
-            head.headers.reserveCapacity(7)
-            head.headers.add(name: "content-type", value: "application/json")
-            head.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
-            head.headers.add(name: "x-request-id", value: exchange.requestID)
-            if let authorization { head.headers.add(name: "authorization", value: authorization) }
-            if let location { head.headers.add(name: "x-proxima-client-location", value: location) }
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: endpoint.url.basePath + request.operation.upstreamPath, headers: headers)
             let response = try await pooled.execute(
                 host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
                 headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
@@ -389,12 +389,7 @@ struct InferenceProxy: Sendable {
         }
         var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
         upstream.method = .POST
-        upstream.headers.reserveCapacity(5)
-        upstream.headers.add(name: "content-type", value: "application/json")
-        upstream.headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
-        upstream.headers.add(name: "x-request-id", value: exchange.requestID)
-        if let authorization { upstream.headers.add(name: "authorization", value: authorization) }
-        if let location { upstream.headers.add(name: "x-proxima-client-location", value: location) }
+        upstream.headers = headers
         upstream.body = .bytes(body)
         let response = try await client.execute(upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
         return UpstreamAnswer(
