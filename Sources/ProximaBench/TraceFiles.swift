@@ -8,6 +8,21 @@ public enum TraceFiles {
         public var description: String
     }
 
+    /// Where the traces shipped with the project are: `data/traces` in the working directory when run
+    /// from the project's root, else beside the executable's build folder (`.build/<config>/proxima`).
+    public static var shippedDirectory: String {
+        let local = "data/traces"
+        if FileManager.default.fileExists(atPath: local + "/azure-llm-2023-code.csv") { return local }
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+        var root = executable.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = root.appendingPathComponent(local).path
+            if FileManager.default.fileExists(atPath: candidate + "/azure-llm-2023-code.csv") { return candidate }
+            root = root.deletingLastPathComponent()
+        }
+        return local
+    }
+
     public static func path(of name: String, in directory: String) -> String {
         switch name {
         case "azure": directory + "/azure-llm-2023-code.csv"

@@ -15,11 +15,11 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Fleet file with emulated endpoints.")
     var fleet: String = "examples/fleet-global.yaml"
 
-    @Option(help: "Trace to replay: azure, mooncake or a file (falls back to a synthetic bursty workload when the trace is missing).")
+    @Option(help: "Trace to replay: azure, mooncake or a file .")
     var trace: String = "azure"
 
-    @Option(help: "Directory holding the shared traces.")
-    var tracesDir: String = "../shared/data/traces"
+    @Option(help: "Directory holding azure-llm-2023-code.csv and mooncake-conversation.jsonl (default: the traces shipped in data/traces).")
+    var tracesDir: String = TraceFiles.shippedDirectory
 
     @Option(help: "Start this many recorded seconds into the trace (the Azure trace's busy part starts at minute 3).")
     var skip: Double = 180
@@ -61,7 +61,7 @@ struct Demo: AsyncParsableCommand {
         var quiet = Logger(label: "proxima-demo")
         quiet.logLevel = .warning
         let fleetModel = try Fleet(configuration: configuration)
-        let workload = loadWorkload()
+        let workload = try loadWorkload()
         let plan = LoadPlan(
             trace: workload, metros: Metro.world, skipSeconds: workload.name == "azure" ? skip : 0, timeScale: timeScale,
             maxDuration: duration, maxOutputTokens: 128, seed: 7)
@@ -115,14 +115,11 @@ struct Demo: AsyncParsableCommand {
         }
     }
 
-    func loadWorkload() -> Trace {
-        do {
-            return try TraceFiles.load(trace, from: tracesDir)
-        } catch {
-            FileHandle.standardError.write(Data("\(error); using a synthetic bursty workload\n".utf8))
-        }
-        return SyntheticWorkload.bursty(
-            calmRate: 2, burstRate: 16, duration: duration * timeScale, sizes: .init(medianInputTokens: 1_500, medianOutputTokens: 60), seed: 7)
+    /// The trace to replay. A trace that cannot be read stops the demo with the reason: the real
+    /// traces ship with the project (`data/traces`), so a missing one is a mistake to report, not to
+    /// paper over with a synthetic workload.
+    func loadWorkload() throws -> Trace {
+        try TraceFiles.load(trace, from: tracesDir)
     }
 
     /// Requests and tokens per site, from the gateway's own metrics.

@@ -20,8 +20,8 @@ struct Evidence: AsyncParsableCommand {
     @Option(help: "The global fleet file (same GPUs, spread out); its routing section sets policies and the TTFT target.")
     var globalFleet: String = "examples/evidence/global.yaml"
 
-    @Option(help: "Directory holding the shared traces.")
-    var tracesDir: String = "../shared/data/traces"
+    @Option(help: "Directory holding azure-llm-2023-code.csv and mooncake-conversation.jsonl (default: the traces shipped in data/traces).")
+    var tracesDir: String = TraceFiles.shippedDirectory
 
     @Option(help: "Traces to replay (comma-separated): azure, mooncake or files.")
     var traces: String = "azure,mooncake"

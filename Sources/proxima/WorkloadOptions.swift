@@ -9,7 +9,7 @@ struct WorkloadOptions: ParsableArguments {
     var trace: String?
 
     @Option(help: "Directory holding azure-llm-2023-code.csv and mooncake-conversation.jsonl.")
-    var tracesDir: String = "../shared/data/traces"
+    var tracesDir: String = TraceFiles.shippedDirectory
 
     @Option(help: "Synthetic workload instead of a trace: poisson or bursty.")
     var synthetic: String?

@@ -85,16 +85,14 @@ import Testing
     }
 }
 
-/// The real traces in `../shared/data/traces/`, checked against their documented facts.
+/// The real traces shipped in `data/traces/`, checked against their documented facts. They are part
+/// of the project: a missing file fails these tests rather than skipping them.
 @Suite struct SharedTraceTests {
     static let directory: String = {
-        "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/") + "/../shared/data/traces/"
+        "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/") + "/data/traces/"
     }()
-    static var present: Bool {
-        FileManager.default.fileExists(atPath: directory + "azure-llm-2023-code.csv")
-    }
 
-    @Test(.enabled(if: present)) func theAzureCodeTraceMatchesItsDocumentedShape() throws {
+    @Test func theAzureCodeTraceMatchesItsDocumentedShape() throws {
         let trace = try Trace.parseAzure(try String(contentsOfFile: Self.directory + "azure-llm-2023-code.csv", encoding: .utf8))
         #expect(trace.requests.count == 8_819)
         #expect(abs(trace.duration / 60 - 57) < 1)
@@ -102,7 +100,7 @@ import Testing
         #expect(abs(meanInput - 2_048) < 10)
     }
 
-    @Test(.enabled(if: present)) func theMooncakeTraceMatchesItsDocumentedShape() throws {
+    @Test func theMooncakeTraceMatchesItsDocumentedShape() throws {
         let trace = try Trace.parseMooncake(
             try String(contentsOfFile: Self.directory + "mooncake-conversation.jsonl", encoding: .utf8))
         #expect(trace.requests.count == 12_031)
