@@ -107,7 +107,10 @@ import Testing
     @Test func activeChecksOpenAndHalfOpenTheBreaker() {
         var breaker = CircuitBreaker(settings: Self.settings)
         breaker.recordFailedCheck(at: 0)
-        #expect(breaker.state(at: 0) == .open, "a failed check is enough: the endpoint is unreachable")
+        breaker.recordFailedCheck(at: 0)
+        #expect(breaker.state(at: 0) == .closed, "one lost check does not take a healthy endpoint out")
+        breaker.recordFailedCheck(at: 0)
+        #expect(breaker.state(at: 0) == .open, "failed checks in a row open it like failed requests")
         breaker.recordHealthyCheck(at: 0.5)
         #expect(breaker.state(at: 0.5) == .halfOpen, "a good check lets probes through before the open time is up")
         let granted10 = breaker.acquire(at: 0.5)
@@ -116,6 +119,41 @@ import Testing
         #expect(breaker.state(at: 0.6) == .closed)
         breaker.recordHealthyCheck(at: 1)
         #expect(breaker.state(at: 1) == .closed, "a good check changes nothing on a closed breaker")
+    }
+
+    @Test func aSuccessCheckBreaksAFailedCheckStreak() {
+        var breaker = CircuitBreaker(settings: Self.settings)
+        for _ in 0..<2 { breaker.recordFailedCheck(at: 0) }
+        breaker.recordSuccess(at: 0)
+        breaker.recordFailedCheck(at: 0)
+        #expect(breaker.state(at: 0) == .closed)
+    }
+
+    @Test func aFailedCheckReopensAHalfOpenBreaker() {
+        var breaker = CircuitBreaker(settings: Self.settings)
+        for _ in 0..<3 { breaker.recordFailure(at: 0) }
+        #expect(breaker.state(at: 5) == .halfOpen)
+        breaker.recordFailedCheck(at: 5)
+        #expect(breaker.state(at: 5) == .open)
+    }
+
+    @Test func aLateSuccessFromBeforeATripLeavesTheBreakerOpen() {
+        var breaker = CircuitBreaker(settings: Self.settings)
+        for _ in 0..<3 { breaker.recordFailure(at: 10) }
+        #expect(breaker.state(at: 10.5) == .open)
+        // A long request sent at 9, before the trip at 10, ends well at 10.5.
+        breaker.recordSuccess(at: 10.5, sentAt: 9)
+        #expect(breaker.state(at: 10.5) == .open, "news from before the trip says nothing about the endpoint now")
+        // Nor does it close the breaker once half-open, or free a probe slot it never held.
+        let probe = breaker.acquire(at: 12.5)
+        #expect(probe)
+        breaker.recordSuccess(at: 12.6, sentAt: 9.5)
+        #expect(breaker.state(at: 12.6) == .halfOpen)
+        breaker.release(at: 12.6, sentAt: 9.5)
+        #expect(breaker.probesInFlight == 1)
+        // The probe itself, sent after the trip, closes it.
+        breaker.recordSuccess(at: 12.7, sentAt: 12.5)
+        #expect(breaker.state(at: 12.7) == .closed)
     }
 
     @Test func releaseOnAClosedBreakerChangesNothing() {

@@ -78,6 +78,9 @@ public struct CircuitBreaker: Sendable, Equatable {
     /// Trips without a recovery in between; sets the open time.
     public private(set) var trips = 0
     public private(set) var openUntil: Double = -.infinity
+    /// When the breaker last tripped: outcomes of requests sent before then say nothing about the
+    /// endpoint as it is now, and must not close it again.
+    public private(set) var trippedAt: Double = -.infinity
     /// Probe requests let through while half-open whose outcome is not known yet.
     public private(set) var probesInFlight = 0
     /// Decayed failure share of recent outcomes and how many outcomes it rests on.
@@ -119,13 +122,17 @@ public struct CircuitBreaker: Sendable, Equatable {
     }
 
     /// A request acquired earlier ended without telling anything about the endpoint (the caller left).
-    public mutating func release(at now: Double) {
+    /// `sentAt` is when it was acquired: one from before the last trip held no probe slot.
+    public mutating func release(at now: Double, sentAt: Double = .infinity) {
         settle(at: now)
-        if storedState == .halfOpen { probesInFlight = max(0, probesInFlight - 1) }
+        if storedState == .halfOpen && sentAt >= trippedAt { probesInFlight = max(0, probesInFlight - 1) }
     }
 
-    public mutating func recordSuccess(at now: Double) {
+    /// A request succeeded. `sentAt` is when it was acquired: a success of a request sent before the
+    /// breaker last tripped is late news, and leaves an open or half-open breaker as it is.
+    public mutating func recordSuccess(at now: Double, sentAt: Double = .infinity) {
         settle(at: now)
+        if storedState != .closed && sentAt < trippedAt { return }
         observe(failure: false)
         consecutiveFailures = 0
         if storedState != .closed {
@@ -162,12 +169,17 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
-    /// An active health check could not reach the endpoint: opens the breaker like a failure
-    /// streak would, since a refused or timed-out check says the endpoint is down.
+    /// An active health check could not reach the endpoint. It counts like a failed request: a
+    /// closed breaker opens after `failureThreshold` failures in a row (one lost check packet does not
+    /// take a healthy endpoint out), a half-open one opens again at once.
     public mutating func recordFailedCheck(at now: Double) {
         settle(at: now)
         consecutiveFailures += 1
-        if storedState != .open { trip(at: now) }
+        switch storedState {
+        case .open: return
+        case .halfOpen: trip(at: now)
+        case .closed: if consecutiveFailures >= settings.failureThreshold { trip(at: now) }
+        }
     }
 
     private mutating func settle(at now: Double) {
@@ -179,6 +191,7 @@ public struct CircuitBreaker: Sendable, Equatable {
 
     private mutating func trip(at now: Double) {
         trips += 1
+        trippedAt = now
         let exponent = Double(min(trips - 1, 16))
         openUntil = now + min(settings.openSeconds * pow2(exponent), settings.maximumOpenSeconds)
         storedState = .open

@@ -140,10 +140,11 @@ public struct FleetTelemetry: Sendable {
     }
 
     /// A request ended. `sawFirstToken` says whether `firstToken` was recorded for it;
-    /// `timePerOutputToken` is the stream's measured pace, when there was one.
+    /// `timePerOutputToken` is the stream's measured pace, when there was one; `sentAt` is when it
+    /// began (its outcome says nothing to a breaker that tripped after it was sent).
     public mutating func end(
         _ endpoint: Int, outcome: EndpointOutcome, sawFirstToken: Bool, timePerOutputToken: Double? = nil, prefillTokens: Int = 0,
-        at now: Double
+        sentAt: Double = .infinity, at now: Double
     ) {
         guard statuses.indices.contains(endpoint) else { return }
         statuses[endpoint].inFlight = max(0, statuses[endpoint].inFlight - 1)
@@ -158,14 +159,14 @@ public struct FleetTelemetry: Sendable {
         case .success:
             statuses[endpoint].errorRate *= 1 - smoothing
             statuses[endpoint].lastSuccess = now
-            statuses[endpoint].breaker.recordSuccess(at: now)
+            statuses[endpoint].breaker.recordSuccess(at: now, sentAt: sentAt)
         case .failure:
             statuses[endpoint].errorRate += smoothing * (1 - statuses[endpoint].errorRate)
             statuses[endpoint].failures += 1
             statuses[endpoint].lastFailure = now
             statuses[endpoint].breaker.recordFailure(at: now)
         case .abandoned:
-            statuses[endpoint].breaker.release(at: now)
+            statuses[endpoint].breaker.release(at: now, sentAt: sentAt)
         }
     }
 
@@ -177,8 +178,8 @@ public struct FleetTelemetry: Sendable {
         statuses[endpoint].inFlightAtRead = statuses[endpoint].inFlight
     }
 
-    /// An active health check's result: a failed check opens the breaker, a good one lets an open
-    /// breaker probe at once.
+    /// An active health check's result: failed checks count like failed requests toward opening the
+    /// breaker, a good one lets an open breaker probe at once.
     public mutating func recordCheck(_ endpoint: Int, succeeded: Bool, at now: Double) {
         guard statuses.indices.contains(endpoint) else { return }
         statuses[endpoint].lastCheck = now
