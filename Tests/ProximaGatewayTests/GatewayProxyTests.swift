@@ -167,7 +167,9 @@ import Testing
             #expect((reply.errorObject?["message"] as? String)?.contains("500") == true)
         }
         try await withGateway([(upstream.baseURL, "hang")], timeouts: .init(firstByte: 0.5)) { gateway in
-            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.chatBody)
+            // A plain request may take first_byte plus 0.2 s per token it may generate: 0.7 s here.
+            let body = #"{"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: body)
             #expect(reply.status == 504)
             #expect(reply.errorObject?["code"] as? String == "upstream_timeout")
             #expect(reply.headers.first(name: "x-request-id") != nil)

@@ -47,6 +47,9 @@ extension ProximaConfiguration {
             check(value > 0, "server.timeouts.\(name)", "must be a positive number of seconds, got \(value)")
         }
         check(server.timeouts.shutdownGrace >= 0, "server.timeouts.shutdown_grace", "must not be negative")
+        check(
+            server.timeouts.perOutputToken >= 0 && server.timeouts.perOutputToken <= 60, "server.timeouts.per_output_token",
+            "must be between 0 and 60 seconds, got \(server.timeouts.perOutputToken)")
         if let location = server.location {
             problems += Self.coordinateProblems(location.latitude, location.longitude, at: "server.location")
         }

@@ -129,19 +129,26 @@ public struct TimeoutSettings: Codable, Sendable, Equatable {
     public var idle: Double
     /// The whole exchange, stream included.
     public var total: Double
+    /// Added to `firstByte` per token a plain (not streamed) request may generate (`max_tokens`):
+    /// such an answer only starts when generation ends. Without `max_tokens`, `total` bounds it.
+    public var perOutputToken: Double
     /// On shutdown, how long in-flight requests may run before they are cancelled.
     public var shutdownGrace: Double
 
-    public init(connect: Double = 5, firstByte: Double = 120, idle: Double = 60, total: Double = 900, shutdownGrace: Double = 30) {
+    public init(
+        connect: Double = 5, firstByte: Double = 120, idle: Double = 60, total: Double = 900, perOutputToken: Double = 0.2,
+        shutdownGrace: Double = 30
+    ) {
         self.connect = connect
         self.firstByte = firstByte
         self.idle = idle
         self.total = total
+        self.perOutputToken = perOutputToken
         self.shutdownGrace = shutdownGrace
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case connect, firstByte = "first_byte", idle, total, shutdownGrace = "shutdown_grace"
+        case connect, firstByte = "first_byte", idle, total, perOutputToken = "per_output_token", shutdownGrace = "shutdown_grace"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -152,6 +159,7 @@ public struct TimeoutSettings: Codable, Sendable, Equatable {
         firstByte = try c.decodeIfPresent(Double.self, forKey: .firstByte) ?? d.firstByte
         idle = try c.decodeIfPresent(Double.self, forKey: .idle) ?? d.idle
         total = try c.decodeIfPresent(Double.self, forKey: .total) ?? d.total
+        perOutputToken = try c.decodeIfPresent(Double.self, forKey: .perOutputToken) ?? d.perOutputToken
         shutdownGrace = try c.decodeIfPresent(Double.self, forKey: .shutdownGrace) ?? d.shutdownGrace
     }
 }

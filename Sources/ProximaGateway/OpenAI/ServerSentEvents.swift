@@ -101,11 +101,15 @@ public struct TokenUsage: Sendable, Equatable {
     var hasChoices = false
     /// Where the `"usage": {...}` member sits in the event, to cut it out.
     var usageMemberRange: Range<Int>?
+    /// The event has a `data:` line. One without (a `:` comment, a keep-alive) carries nothing for
+    /// the caller: it is relayed, but it is neither the first event nor a token.
+    var hasData = false
 
     /// Reads the `data:` lines of one event.
     @_spi(Benchmarks) public init(event: ByteBuffer) {
         event.withUnsafeReadableBytes { bytes in
             guard let data = Self.dataRange(in: bytes) else { return }
+            hasData = true
             let payload = UnsafeRawBufferPointer(rebasing: bytes[data])
             if payload.elementsEqual("[DONE]".utf8) {
                 isDone = true

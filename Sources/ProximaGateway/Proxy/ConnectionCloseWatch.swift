@@ -21,8 +21,6 @@ final class ConnectionCloseWatch: Sendable {
 
     private struct Connection {
         var tasks: [Int: RegisteredTask] = [:]
-        /// The caller stopped sending: work that registers now is refused.
-        var callerGone = false
     }
 
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
@@ -37,40 +35,16 @@ final class ConnectionCloseWatch: Sendable {
         let key = ObjectIdentifier(channel)
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let task = RegisteredTask(task: task)
-        let outcome = connections.withLock { connections -> RegistrationOutcome in
+        let first = connections.withLock { connections -> Bool in
             if connections[key] != nil {
-                if connections[key]!.callerGone { return .refused }
                 connections[key]!.tasks[id] = task
-                return .registered
+                return false
             }
             connections[key] = Connection(tasks: [id: task])
-            return .registeredFirst
-        }
-        switch outcome {
-        case .refused: return nil
-        case .registered: break
-        case .registeredFirst: channel.closeFuture.whenComplete { [self] _ in connectionClosed(key) }
-        }
-        return Registration(key: key, id: id)
-    }
-
-    private enum RegistrationOutcome { case registered, registeredFirst, refused }
-
-    /// The caller closed its side of the connection: cancels the connection's work now, and refuses
-    /// work registered later.
-    func callerStoppedSending(_ channel: any Channel) {
-        let key = ObjectIdentifier(channel)
-        let first = connections.withLock { connections -> Bool in
-            guard connections[key] != nil else {
-                connections[key] = Connection(callerGone: true)
-                return true
-            }
-            connections[key]!.callerGone = true
-            for registered in connections[key]!.tasks.values { registered.task.cancel() }
-            connections[key]!.tasks = [:]
-            return false
+            return true
         }
         if first { channel.closeFuture.whenComplete { [self] _ in connectionClosed(key) } }
+        return Registration(key: key, id: id)
     }
 
     /// Ends a registration; true when the connection closed meanwhile (and the task was cancelled).

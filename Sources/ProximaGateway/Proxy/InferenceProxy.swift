@@ -9,18 +9,42 @@ import NIOHTTP1
 import ProximaCore
 import Synchronization
 
-/// Limits and deadlines of the proxy, from the server settings.
+/// Limits and deadlines of the proxy, from the server settings. Part of a routing snapshot, so that a
+/// reload applies them to the requests that start after it.
 struct ProxySettings: Sendable {
     var firstByte: Duration
     var total: Duration
+    /// Added to `firstByte` per output token a plain (not streamed) request may generate: its answer
+    /// only starts when generation ends, so its deadline grows with `max_tokens`.
+    var perOutputToken: Duration
     var maxAttempts: Int
     var maxResponseBodyBytes: Int
 
     init(_ server: ServerSettings) {
-        firstByte = .seconds(server.timeouts.firstByte)
-        total = .seconds(server.timeouts.total)
+        firstByte = .seconds(clampedSeconds: server.timeouts.firstByte)
+        total = .seconds(clampedSeconds: server.timeouts.total)
+        perOutputToken = .seconds(clampedSeconds: server.timeouts.perOutputToken)
         maxAttempts = server.maxAttempts
         maxResponseBodyBytes = server.maxResponseBodyBytes
+    }
+
+    /// How long one attempt may wait for the start of its answer: the first event of a stream, or the
+    /// whole generation of a plain request (`firstByte` plus `perOutputToken` per token it may
+    /// generate, or the total limit when it sets no `max_tokens`).
+    func headTimeout(stream: Bool, maxOutputTokens: Int?) -> Duration {
+        guard !stream else { return firstByte }
+        guard let tokens = maxOutputTokens, tokens >= 0 else { return total }
+        let generation = perOutputToken.seconds * Double(tokens)
+        return min(total, firstByte + .seconds(clampedSeconds: generation))
+    }
+}
+
+extension Duration {
+    /// A duration from seconds that cannot trap: negative and NaN give zero, values beyond a
+    /// century (including infinity) give a century.
+    static func seconds(clampedSeconds seconds: Double) -> Duration {
+        guard seconds > 0 else { return .zero }
+        return .nanoseconds(Int64(min(seconds, 3_153_600_000) * 1e9))
     }
 }
 
@@ -28,13 +52,16 @@ struct ProxySettings: Sendable {
 /// relays the answer: whole for plain requests, event by event for streams. A failure is retried on
 /// the next endpoint only while nothing has reached the caller; after that a stream ends with an
 /// error event, never silently.
+///
+/// Every endpoint a request is sent to is held by an ``EndpointClaim`` that ends exactly once, and
+/// the request's outcome is written once, by its ``RequestRecord``: see "The claim lifecycle" in
+/// docs/architecture.md.
 struct InferenceProxy: Sendable {
     let state: RoutingState
     let client: HTTPClient
     /// The client for plain-HTTP upstreams; nil sends everything through `client`.
     let pooled: PooledUpstreamClient?
     let metrics: GatewayMetrics
-    let settings: ProxySettings
     let watch: ConnectionCloseWatch
     let logger: Logger
     let allocator = ByteBufferAllocator()
@@ -46,6 +73,8 @@ struct InferenceProxy: Sendable {
         var decision: RouteDecision
         /// The configuration and fleet the request was routed under.
         var routing: RoutingSnapshot
+        /// Where the request's outcome is written, once.
+        var record: RequestRecord
         /// Prompt prefix hashes, recorded where the request is sent (prefix affinity).
         var prefixBlocks: [UInt64] = []
         var requestID: String
@@ -57,14 +86,16 @@ struct InferenceProxy: Sendable {
         var upstreamWait: Duration = .zero
         /// The caller's connection's event loop: new upstream connections open there.
         var eventLoop: (any EventLoop)? = nil
+
+        var settings: ProxySettings { routing.proxy }
     }
 
-    /// One candidate endpoint being tried.
+    /// One candidate endpoint being tried, with its claim on the endpoint.
     struct Leg: Sendable {
         var position: Int
         var candidate: RouteCandidate
         var endpoint: Endpoint
-        var ref: EndpointRef
+        var claim: EndpointClaim
     }
 
     /// Legs whose attempt was cancelled (the caller left, a deadline passed, the gateway stops, or
@@ -86,126 +117,171 @@ struct InferenceProxy: Sendable {
         var winner: (leg: Leg, outcome: AttemptOutcome)?
         /// The last failure, for the caller's error when nothing answers.
         var lastFailure: GatewayError?
-        var hedge: Leg?
+        /// Whether a hedge was sent, and where.
+        var hedgePosition: Int?
     }
 
-    func forward(_ exchange: Exchange, channel: (any Channel)?) async throws -> Response {
+    /// Proxies `exchange`. `firstClaim` is the claim the router took on the first candidate (nil
+    /// when it could not take one: that candidate is then claimed here like the others).
+    func forward(_ exchange: Exchange, firstClaim: EndpointClaim?, channel: (any Channel)?) async throws -> Response {
         var exchange = exchange
         exchange.eventLoop = channel?.eventLoop
+        let record = exchange.record
+        let settings = exchange.settings
         let supervisor = RequestSupervisor(watch: watch, channel: channel)
         let totalDeadline = exchange.arrival + settings.total
         let candidates = exchange.decision.candidates
         let hedging = exchange.routing.configuration.routing.hedging
+        let headTimeout = settings.headTimeout(stream: exchange.request.stream, maxOutputTokens: exchange.request.maxOutputTokens)
         var lastError = GatewayError.noCapacity("No endpoint could serve model '\(exchange.model.name)'.")
         var attempts = 0
         var tried = Set<Int>()
+        var firstClaim = firstClaim
         for position in candidates.indices where !tried.contains(position) {
-            let primary = leg(position, exchange)
             if position > 0 {
                 guard attempts < settings.maxAttempts else { break }
                 guard ContinuousClock.now < totalDeadline else {
                     lastError = .upstreamTimeout("The request exceeded the total time limit before any endpoint answered.")
                     break
                 }
-                // The router claimed the first candidate when it chose it; later ones are claimed
-                // here, and skipped if they can no longer take requests (breaker opened meanwhile).
-                guard state.begin(primary.ref, prefixBlocks: exchange.prefixBlocks) else { continue }
-                metrics.recordRetry(model: exchange.model.name)
             }
+            // The router claimed the first candidate when it chose it; later ones are claimed here,
+            // and skipped if they can no longer take requests (breaker opened meanwhile).
+            let claim = position == 0 ? firstClaim.take() ?? self.claim(position, exchange) : self.claim(position, exchange)
+            guard let claim else { continue }
+            if position > 0 { metrics.recordRetry(model: exchange.model.name) }
+            let primary = leg(position, exchange, claim: claim)
             attempts += 1
             tried.insert(position)
             // A hedge goes to the next untried candidate when the first event is late.
-            var hedge: Leg?
-            if hedging.enabled, exchange.request.stream, attempts < settings.maxAttempts,
-                let next = candidates.indices.first(where: { $0 > position && !tried.contains($0) })
-            {
-                hedge = leg(next, exchange)
+            var hedge: Int?
+            if hedging.enabled, exchange.request.stream, attempts < settings.maxAttempts {
+                hedge = candidates.indices.first(where: { $0 > position && !tried.contains($0) })
             }
-            let hedgeDelay = max(hedging.minimumDelaySeconds, hedging.delayFactor * primary.candidate.evaluation.predictedTTFTSeconds)
+            let hedgeDelay = Duration.seconds(
+                clampedSeconds: max(hedging.minimumDelaySeconds, hedging.delayFactor * primary.candidate.evaluation.predictedTTFTSeconds))
             let sentAt = ContinuousClock.now
-            let deadline = min(sentAt + settings.firstByte, totalDeadline)
+            let deadline = min(sentAt + headTimeout, totalDeadline)
             let cancelled = CancelledLegs()
             do {
-                // A plain request is bounded by the client's own deadline on the response head and
-                // its idle timeout on the body; a stream's first event needs the supervisor's clock.
-                let race = try await supervisor.run(until: exchange.request.stream ? deadline : nil) {
+                let race = try await supervisor.run(until: deadline) {
                     try await self.race(
-                        exchange, primary: primary, hedge: hedge, hedgeDelay: .seconds(hedgeDelay), sentAt: sentAt,
-                        headDeadline: deadline, cancelled: cancelled)
+                        exchange, primary: primary, hedge: hedge, hedgeDelay: hedgeDelay, sentAt: sentAt, headDeadline: deadline,
+                        cancelled: cancelled)
                 }
-                if let used = race.hedge {
+                if let used = race.hedgePosition {
                     attempts += 1
-                    tried.insert(used.position)
+                    tried.insert(used)
                 }
-                for loser in cancelled.takeAll() { state.end(loser.ref, outcome: .abandoned, sawFirstToken: false) }
+                for loser in cancelled.takeAll() { loser.claim.abandon() }
                 let returnedAt = ContinuousClock.now
                 exchange.upstreamWait += returnedAt - sentAt
                 if let failure = race.lastFailure { lastError = failure }
                 guard let (winner, outcome) = race.winner else { continue }
-                if let used = race.hedge {
-                    metrics.recordHedge(model: exchange.model.name, outcome: winner.position == used.position ? "hedge_won" : "primary_won")
+                if let used = race.hedgePosition {
+                    metrics.recordHedge(model: exchange.model.name, outcome: winner.position == used ? "hedge_won" : "primary_won")
                 }
                 switch outcome {
-                case .answered(let response):
+                case .answered(let answer):
                     // A whole answer: its time includes generation, so it teaches nothing about TTFT.
-                    state.firstToken(winner.ref, ttft: nil, predicted: nil)
-                    state.end(winner.ref, outcome: .success, sawFirstToken: true)
-                    return response
+                    winner.claim.firstToken(ttft: nil, predicted: nil)
+                    if answer.endpointFault {
+                        winner.claim.fail()
+                    } else if answer.error != nil {
+                        // The gateway's own limit (an answer too large): says nothing about the endpoint.
+                        winner.claim.abandon()
+                    } else {
+                        winner.claim.succeed()
+                    }
+                    var finished = exchange
+                    finished.upstreamWait += answer.upstreamWait - (returnedAt - sentAt)
+                    if let error = answer.error {
+                        // After a 2xx head nothing is sent again: the endpoint did the work once.
+                        record.finish(endpoint: winner.endpoint.name, status: error.status.code, usage: nil, upstreamWait: finished.upstreamWait)
+                        logger.warning(
+                            "answer failed after its head", metadata: ["request_id": "\(exchange.requestID)", "error": "\(error.message)"])
+                        throw error
+                    }
+                    var headers = responseHeaders(finished, candidate: winner.candidate, endpoint: winner.endpoint)
+                    headers[.contentType] = answer.contentType ?? "application/json"
+                    if answer.status < 300 {
+                        metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: winner.endpoint.name, answer.receivedAt - exchange.arrival)
+                    }
+                    record.finish(
+                        endpoint: winner.endpoint.name, status: answer.status, usage: answer.usage, estimated: answer.usageEstimated,
+                        upstreamWait: finished.upstreamWait)
+                    return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
-                    state.firstToken(
-                        winner.ref, ttft: (firstEventAt - sentAt).seconds,
+                    winner.claim.firstToken(
+                        ttft: (firstEventAt - sentAt).seconds,
                         predicted: observablePrediction(winner.candidate, endpoint: winner.endpoint, exchange: exchange))
                     // Waiting ended with the first event; with the pooled client, exactly when it came
                     // out of the socket after the request went in.
                     exchange.upstreamWait -= returnedAt - sentAt
                     exchange.upstreamWait += upstream.measuredWait ?? (firstEventAt - sentAt)
-                    return streamResponse(
-                        exchange, candidate: winner.candidate, endpoint: winner.endpoint, ref: winner.ref, upstream: upstream,
-                        supervisor: supervisor, totalDeadline: totalDeadline)
+                    return streamResponse(exchange, leg: winner, upstream: upstream, supervisor: supervisor, totalDeadline: totalDeadline)
                 case .failed:
                     continue
                 }
             } catch SupervisionStop.callerDisconnected {
-                for leg in cancelled.takeAll() { state.end(leg.ref, outcome: .abandoned, sawFirstToken: false) }
+                for leg in cancelled.takeAll() { leg.claim.abandon() }
                 metrics.recordCallerDisconnect(model: exchange.model.name)
-                finish(exchange, endpoint: primary.endpoint.name, status: 499, usage: nil)
+                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
             } catch is CancellationError {
                 // The gateway is shutting down: not the endpoint's fault.
-                for leg in cancelled.takeAll() { state.end(leg.ref, outcome: .abandoned, sawFirstToken: false) }
-                finish(exchange, endpoint: primary.endpoint.name, status: 499, usage: nil)
+                for leg in cancelled.takeAll() { leg.claim.abandon() }
+                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
                 throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
+                let overall = deadline >= totalDeadline
                 for leg in cancelled.takeAll() {
-                    lastError = .upstreamTimeout("Endpoint '\(leg.endpoint.name)' did not answer within the time limit.")
-                    recordFailure(leg.endpoint, ref: leg.ref, kind: .timeout, error: lastError, exchange: exchange)
+                    lastError =
+                        overall
+                        ? .upstreamTimeout("The request exceeded the total time limit before any endpoint answered.")
+                        : .upstreamTimeout("Endpoint '\(leg.endpoint.name)' did not answer within the time limit.")
+                    if overall {
+                        // The request's own limit ran out: not this endpoint's fault.
+                        leg.claim.abandon()
+                    } else {
+                        recordFailure(leg, kind: .timeout, error: lastError, exchange: exchange)
+                    }
                 }
+                if overall { break }
             }
         }
-        finish(exchange, endpoint: "none", status: lastError.status.code, usage: nil)
+        record.finish(endpoint: "none", status: lastError.status.code, usage: nil, upstreamWait: exchange.upstreamWait)
         logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
     }
 
-    private func leg(_ position: Int, _ exchange: Exchange) -> Leg {
+    private func ref(_ position: Int, _ exchange: Exchange) -> EndpointRef {
         let candidate = exchange.decision.candidates[position]
         let endpoint = exchange.routing.fleet.endpoints[candidate.endpoint]
-        return Leg(
-            position: position, candidate: candidate, endpoint: endpoint,
-            ref: EndpointRef(
-                index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation,
-                prefillTokens: max(0, exchange.request.estimatedPromptTokens - candidate.evaluation.cachedPromptTokens)))
+        return EndpointRef(
+            index: endpoint.index, name: endpoint.name, generation: exchange.routing.generation,
+            prefillTokens: max(0, exchange.request.estimatedPromptTokens - candidate.evaluation.cachedPromptTokens))
+    }
+
+    private func claim(_ position: Int, _ exchange: Exchange) -> EndpointClaim? {
+        state.claim(ref(position, exchange), prefixBlocks: exchange.prefixBlocks)
+    }
+
+    private func leg(_ position: Int, _ exchange: Exchange, claim: EndpointClaim) -> Leg {
+        let candidate = exchange.decision.candidates[position]
+        return Leg(position: position, candidate: candidate, endpoint: exchange.routing.fleet.endpoints[candidate.endpoint], claim: claim)
     }
 
     /// Tries the primary leg; with a hedge, also sends the hedge when the primary has produced
-    /// nothing after `hedgeDelay`, and takes whichever answers first. The other is cancelled (and
-    /// listed in `cancelled`). A primary that fails before the hedge leaves returns at once, so that
-    /// the next candidate is tried the ordinary way.
+    /// nothing after `hedgeDelay`, and takes whichever answers first. The other is cancelled, and
+    /// whatever it produced meanwhile (even a first event at the same moment) is dropped with its
+    /// claim abandoned. A primary that fails before the hedge leaves returns at once, so that the
+    /// next candidate is tried the ordinary way.
     private func race(
-        _ exchange: Exchange, primary: Leg, hedge: Leg?, hedgeDelay: Duration, sentAt: ContinuousClock.Instant,
+        _ exchange: Exchange, primary: Leg, hedge: Int?, hedgeDelay: Duration, sentAt: ContinuousClock.Instant,
         headDeadline: ContinuousClock.Instant, cancelled: CancelledLegs
     ) async throws -> RaceResult {
         guard let hedge else {
@@ -214,37 +290,43 @@ struct InferenceProxy: Sendable {
             return RaceResult(winner: (primary, outcome))
         }
         let hedgeState = HedgeGate()
-        return try await withThrowingTaskGroup(of: (Int, AttemptOutcome?).self) { group in
+        return try await withThrowingTaskGroup(of: (Leg, AttemptOutcome)?.self) { group in
             group.addTask {
-                (0, try await self.runLeg(exchange, primary, sentAt: sentAt, headDeadline: headDeadline, cancelled: cancelled))
+                (primary, try await self.runLeg(exchange, primary, sentAt: sentAt, headDeadline: headDeadline, cancelled: cancelled))
             }
             group.addTask {
-                do { try await Task.sleep(for: hedgeDelay) } catch { return (1, nil) }
-                guard hedgeState.value.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return (1, nil) }
-                guard self.state.begin(hedge.ref, prefixBlocks: exchange.prefixBlocks) else {
+                do { try await Task.sleep(for: hedgeDelay) } catch { return nil }
+                guard hedgeState.value.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged else { return nil }
+                guard let claim = self.claim(hedge, exchange) else {
                     hedgeState.value.store(2, ordering: .relaxed)
-                    return (1, nil)
+                    return nil
                 }
                 self.metrics.recordHedge(model: exchange.model.name, outcome: "sent")
-                return (1, try await self.runLeg(exchange, hedge, sentAt: ContinuousClock.now, headDeadline: headDeadline, cancelled: cancelled))
+                let leg = self.leg(hedge, exchange, claim: claim)
+                return (leg, try await self.runLeg(exchange, leg, sentAt: ContinuousClock.now, headDeadline: headDeadline, cancelled: cancelled))
             }
             var result = RaceResult()
-            while let (slot, outcome) = try await group.next() {
-                guard let outcome else { continue }
-                if hedgeState.value.load(ordering: .relaxed) == 1 { result.hedge = hedge }
+            while let finished = try await group.next() {
+                guard let (leg, outcome) = finished else { continue }
                 if case .failed(_, let error) = outcome {
                     result.lastFailure = error
                     // The primary failed before the hedge left: stop the hedge's timer.
-                    if slot == 0, hedgeState.value.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged {
+                    if leg.position == primary.position,
+                        hedgeState.value.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged
+                    {
                         group.cancelAll()
                     }
                     continue
                 }
-                result.winner = (slot == 0 ? primary : hedge, outcome)
+                result.winner = (leg, outcome)
                 group.cancelAll()
-                return result
+                // The other leg may have produced something too: drop it and free its endpoint.
+                while let other = try? await group.next() {
+                    if let (loser, _) = other { loser.claim.abandon() }
+                }
+                break
             }
-            if hedgeState.value.load(ordering: .relaxed) == 1 { result.hedge = hedge }
+            if hedgeState.value.load(ordering: .relaxed) == 1 { result.hedgePosition = hedge }
             return result
         }
     }
@@ -255,10 +337,14 @@ struct InferenceProxy: Sendable {
         _ exchange: Exchange, _ leg: Leg, sentAt: ContinuousClock.Instant, headDeadline: ContinuousClock.Instant,
         cancelled: CancelledLegs
     ) async throws -> AttemptOutcome {
+        // When the attempt's deadline is the request's total limit, running out of it is the
+        // request's own limit, not the endpoint's failure.
+        let ownLimit = headDeadline >= exchange.arrival + exchange.settings.total
         do {
+            try Task.checkCancellation()
             let outcome = try await attempt(exchange, candidate: leg.candidate, endpoint: leg.endpoint, sentAt: sentAt, headDeadline: headDeadline)
             if case .failed(let kind, let error) = outcome {
-                recordFailure(leg.endpoint, ref: leg.ref, kind: kind, error: error, exchange: exchange)
+                recordFailure(leg, kind: kind, error: error, exchange: exchange)
             }
             return outcome
         } catch {
@@ -267,7 +353,11 @@ struct InferenceProxy: Sendable {
                 throw CancellationError()
             }
             let (kind, mapped) = Self.classify(error, endpoint: leg.endpoint.name)
-            recordFailure(leg.endpoint, ref: leg.ref, kind: kind, error: mapped, exchange: exchange)
+            if kind == .timeout && ownLimit {
+                leg.claim.abandon()
+                return .failed(kind, .upstreamTimeout("The request exceeded the total time limit before any endpoint answered."))
+            }
+            recordFailure(leg, kind: kind, error: mapped, exchange: exchange)
             return .failed(kind, mapped)
         }
     }
@@ -278,24 +368,43 @@ struct InferenceProxy: Sendable {
         candidate.evaluation.uncorrectedTTFTSeconds(includingRoundTrip: endpoint.engine == .emulated && exchange.clientLocation != nil)
     }
 
-    private func recordFailure(_ endpoint: Endpoint, ref: EndpointRef, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
+    private func recordFailure(_ leg: Leg, kind: UpstreamFailureKind, error: GatewayError, exchange: Exchange) {
         // A full pool is the gateway's own limit: it moves the request on, but counts against no breaker.
-        state.end(ref, outcome: kind == .poolFull ? .abandoned : .failure, sawFirstToken: false)
-        metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
+        if kind == .poolFull { leg.claim.abandon() } else { leg.claim.fail() }
+        metrics.recordUpstreamError(endpoint: leg.endpoint.name, kind: kind)
         logger.warning(
             "upstream attempt failed",
             metadata: [
-                "request_id": "\(exchange.requestID)", "endpoint": "\(endpoint.name)", "kind": "\(kind.rawValue)",
+                "request_id": "\(exchange.requestID)", "endpoint": "\(leg.endpoint.name)", "kind": "\(kind.rawValue)",
                 "error": "\(error.message)",
             ])
     }
 
     // MARK: one attempt
 
+    /// A whole answer read from an upstream, not yet sent to the caller.
+    struct WholeAnswer: Sendable {
+        var status: Int
+        var contentType: String?
+        var body: ByteBuffer
+        var usage: TokenUsage?
+        var usageEstimated = false
+        /// When the answer was complete, and how long it kept the gateway waiting.
+        var receivedAt: ContinuousClock.Instant
+        var upstreamWait: Duration
+        /// Set when the answer broke after a 2xx head: the caller gets this error and the request is
+        /// not sent again (the endpoint did the work once).
+        var error: GatewayError?
+        /// Whether the failure counts against the endpoint (a broken body does; an answer over the
+        /// gateway's own size limit does not).
+        var endpointFault = false
+    }
+
     /// What one upstream attempt produced before anything was sent to the caller.
     enum AttemptOutcome: Sendable {
-        /// A complete answer (success or the upstream's own 4xx verdict) ready to send.
-        case answered(Response)
+        /// A complete answer (success, the upstream's own 4xx verdict, or a failure after a 2xx head
+        /// that must not be retried), ready to send.
+        case answered(WholeAnswer)
         /// A stream whose first event has arrived.
         case stream(UpstreamStream)
         /// Nothing usable: try the next endpoint.
@@ -317,35 +426,48 @@ struct InferenceProxy: Sendable {
         guard (200..<300).contains(status) else {
             // The upstream's own verdict on the request (e.g. context too long): pass it through.
             let (body, _) = try await Self.collect(response.body, limit: 1 << 20)
-            var finished = exchange
-            finished.upstreamWait += measuredWait(response, lastArrival: nil, sentAt: sentAt, received: ContinuousClock.now)
-            var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.contentType ?? "application/json"
-            finish(finished, endpoint: endpoint.name, status: status, usage: nil)
-            return .answered(Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: body)))
+            let received = ContinuousClock.now
+            return .answered(
+                WholeAnswer(
+                    status: status, contentType: response.contentType, body: body, receivedAt: received,
+                    upstreamWait: measuredWait(response, lastArrival: nil, sentAt: sentAt, received: received)))
         }
         if !request.stream {
-            let body: ByteBuffer
-            let lastArrival: ContinuousClock.Instant?
+            // From here on the endpoint has done the work: whatever happens, it is not sent again.
             do {
-                (body, lastArrival) = try await Self.collect(response.body, limit: settings.maxResponseBodyBytes)
+                let (body, lastArrival) = try await Self.collect(response.body, limit: exchange.settings.maxResponseBodyBytes)
+                let received = ContinuousClock.now
+                let usage = TokenUsage.read(responseBody: body)
+                return .answered(
+                    WholeAnswer(
+                        status: status, contentType: response.contentType, body: body, usage: usage ?? estimatedUsage(exchange, completionTokens: 0),
+                        usageEstimated: usage == nil, receivedAt: received,
+                        upstreamWait: measuredWait(response, lastArrival: lastArrival, sentAt: sentAt, received: received)))
             } catch is ResponseTooLarge {
-                return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than \(settings.maxResponseBodyBytes) bytes."))
+                let limit = exchange.settings.maxResponseBodyBytes
+                return .answered(
+                    WholeAnswer(
+                        status: 502, body: ByteBuffer(), receivedAt: .now, upstreamWait: ContinuousClock.now - sentAt,
+                        error: .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than the gateway's limit of \(limit) bytes.")))
+            } catch let error where !(error is CancellationError) && !Task.isCancelled {
+                let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
+                metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
+                return .answered(
+                    WholeAnswer(
+                        status: mapped.status.code, body: ByteBuffer(), receivedAt: .now, upstreamWait: ContinuousClock.now - sentAt,
+                        error: mapped, endpointFault: true))
             }
-            let received = ContinuousClock.now
-            let usage = TokenUsage.read(responseBody: body)
-            metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, received - exchange.arrival)
-            var finished = exchange
-            finished.upstreamWait += measuredWait(response, lastArrival: lastArrival, sentAt: sentAt, received: received)
-            var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
-            headers[.contentType] = response.contentType ?? "application/json"
-            finish(finished, endpoint: endpoint.name, status: status, usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
-            return .answered(Response(status: .ok, headers: headers, body: .init(byteBuffer: body)))
         }
-        // A stream: wait for its first complete event before committing to this endpoint.
+        // A stream: wait for its first event with data before committing to this endpoint. An error
+        // event in its place means nothing was generated: another endpoint may still serve.
         let stream = UpstreamStream(iterator: response.body.makeAsyncIterator(), allocator: allocator)
-        guard try await stream.receiveFirstEvent() else {
+        switch try await stream.receiveFirstEvent() {
+        case .ended:
             return .failed(.protocolError, .upstreamFailed("Endpoint '\(endpoint.name)' closed the stream before sending any event."))
+        case .error(let text):
+            return .failed(.streamAborted, .upstreamFailed("Endpoint '\(endpoint.name)' opened the stream with an error: \(text)"))
+        case .data:
+            break
         }
         stream.firstEventAt = ContinuousClock.now
         if let requestSent = response.sentAt, let arrival = stream.lastArrival { stream.measuredWait = arrival - requestSent }
@@ -400,15 +522,18 @@ struct InferenceProxy: Sendable {
     // MARK: streaming
 
     private func streamResponse(
-        _ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint, ref: EndpointRef, upstream: UpstreamStream,
-        supervisor: RequestSupervisor, totalDeadline: ContinuousClock.Instant
+        _ exchange: Exchange, leg: Leg, upstream: UpstreamStream, supervisor: RequestSupervisor, totalDeadline: ContinuousClock.Instant
     ) -> Response {
-        var headers = responseHeaders(exchange, candidate: candidate, endpoint: endpoint)
+        let endpoint = leg.endpoint
+        var headers = responseHeaders(exchange, candidate: leg.candidate, endpoint: endpoint)
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, firstEventAt - exchange.arrival)
         let proxy = self
+        // If the caller leaves before this body is written, the body is dropped unwritten: the claim
+        // and the record, held only by it, then abandon themselves (see `EndpointClaim.deinit`).
+        let claim = leg.claim
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
@@ -425,6 +550,10 @@ struct InferenceProxy: Sendable {
                         status = 502
                         proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
                         try await writer.write(proxy.errorEvent(failure, endpoint: endpoint, eventsSent: relay.eventsSent))
+                    } else if relay.sawErrorEvent {
+                        // The upstream ended the stream with its own error event, already relayed.
+                        status = 502
+                        proxy.metrics.recordUpstreamError(endpoint: endpoint.name, kind: .streamAborted)
                     }
                     try await writer.finish(nil)
                 } catch SupervisionStop.callerDisconnected {
@@ -445,17 +574,16 @@ struct InferenceProxy: Sendable {
                 }
                 let ended = ContinuousClock.now
                 exchange.upstreamWait += ended - relayStart
-                let outcome: EndpointOutcome =
-                    switch status {
-                    case 200: .success
-                    case 499: .abandoned
-                    case 504: .abandoned  // the request's own time limit, not the endpoint's failure
-                    default: .failure
-                    }
                 let pace = relay.contentEvents > 1 ? (ended - firstEventAt).seconds / Double(relay.contentEvents - 1) : nil
-                proxy.state.end(ref, outcome: outcome, sawFirstToken: true, timePerOutputToken: status == 200 ? pace : nil)
+                switch status {
+                case 200: claim.succeed(timePerOutputToken: pace)
+                // The caller left, the gateway stops, or the request's own time limit ran out: not the endpoint's failure.
+                case 499, 504: claim.abandon()
+                default: claim.fail()
+                }
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
-                proxy.finish(exchange, endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil)
+                exchange.record.finish(
+                    endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil, upstreamWait: exchange.upstreamWait)
                 if cancelled { throw CancellationError() }
             })
     }
@@ -515,25 +643,6 @@ struct InferenceProxy: Sendable {
     /// engine that does not count): four bytes of request per prompt token, one event per token.
     func estimatedUsage(_ exchange: Exchange, completionTokens: Int) -> TokenUsage {
         TokenUsage(promptTokens: exchange.request.body.readableBytes / 4, completionTokens: completionTokens)
-    }
-
-    /// Records a finished request in metrics and the log.
-    func finish(_ exchange: Exchange, endpoint: String, status: Int, usage: TokenUsage?, estimated: Bool = false) {
-        let elapsed = ContinuousClock.now - exchange.arrival
-        metrics.recordRequest(
-            operation: exchange.request.operation, model: exchange.model.name, endpoint: endpoint, status: status, duration: elapsed)
-        // With a connection, its timing handler measures the overhead up to the first byte written.
-        if exchange.eventLoop == nil { metrics.recordOverhead(max(.zero, elapsed - exchange.upstreamWait)) }
-        if let usage { metrics.recordTokens(model: exchange.model.name, usage: usage, estimated: estimated) }
-        metrics.requestEnded()
-        logger.info(
-            "request",
-            metadata: [
-                "request_id": "\(exchange.requestID)", "operation": "\(exchange.request.operation.rawValue)",
-                "model": "\(exchange.model.name)", "endpoint": "\(endpoint)", "status": "\(status)",
-                "stream": "\(exchange.request.stream)", "duration_ms": "\(elapsed.nanoseconds / 1_000_000)",
-                "prompt_tokens": "\(usage?.promptTokens ?? 0)", "completion_tokens": "\(usage?.completionTokens ?? 0)",
-            ])
     }
 
     // MARK: helpers

@@ -490,6 +490,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             return  // informational: the real head follows
         case .head:
             headDeadline = nil
+            if awaiting { armTimer(context: context) }  // from now on, the idle timeout
         case .end:
             awaiting = false
             timer?.cancel()
@@ -525,7 +526,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// One timer per exchange: when it fires early (a part arrived meanwhile), it sets itself again.
     private func armTimer(context: ChannelHandlerContext) {
         timer?.cancel()
-        let due = headDeadline.map { min($0, lastRead + idleTimeout) } ?? lastRead + idleTimeout
+        // Until the head arrives only its deadline applies: an engine answering a plain request is
+        // silent for the whole generation, and a stream's prefill may outlast the idle timeout.
+        let due = headDeadline ?? lastRead + idleTimeout
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: due) {
             let (handler, context) = loopBound.value
@@ -537,8 +540,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         timer = nil
         guard awaiting else { return }
         let now = NIODeadline.now()
-        if let deadline = headDeadline, now >= deadline {
-            expire(.headTimeout, context: context)
+        if let deadline = headDeadline {
+            if now >= deadline { expire(.headTimeout, context: context) } else { armTimer(context: context) }
         } else if now >= lastRead + idleTimeout {
             expire(.idleTimeout, context: context)
         } else {

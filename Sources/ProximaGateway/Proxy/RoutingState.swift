@@ -11,6 +11,8 @@ struct RoutingSnapshot: Sendable {
     let authorizations: [String?]
     /// Every policy a name can stand for: built-in kinds and the configuration's named ones.
     let policies: [String: RoutingPolicy]
+    /// The proxy's limits and deadlines under this configuration.
+    let proxy: ProxySettings
 
     init(generation: Int, configuration: ProximaConfiguration, environment: [String: String]) throws(InvalidConfiguration) {
         let fleet = try Fleet(configuration: configuration)
@@ -33,6 +35,7 @@ struct RoutingSnapshot: Sendable {
         self.fleet = fleet
         self.authorizations = authorizations
         self.policies = policies
+        self.proxy = ProxySettings(configuration.server)
     }
 
     /// The policy for a request: the one it names, else its model's, else its route's, else the default.
@@ -111,32 +114,42 @@ final class RoutingState: Sendable {
     // MARK: routing
 
     /// Routes a request and claims its first candidate (counted in flight before the lock is let go).
+    /// The claim is nil when the decision has no candidate or `claimFirst` is false.
     func route(
         _ request: RouteRequest, policy: RoutingPolicy, limit: Int, claimFirst: Bool = true, explain: Bool = false
-    ) -> (RoutingSnapshot, RouteDecision) {
+    ) -> (RoutingSnapshot, RouteDecision, EndpointClaim?) {
         let now = now()
-        return inner.withLock { inner in
+        let (snapshot, decision, claimed) = inner.withLock { inner in
             let decision = inner.router.decide(
                 request, policy: policy, fleet: inner.snapshot.fleet, telemetry: inner.telemetry, now: now,
                 entropy: inner.entropy.next(), limit: limit, explain: explain)
+            var claimed = false
             if claimFirst, let first = decision.candidates.first {
-                _ = inner.telemetry.begin(
+                claimed = inner.telemetry.begin(
                     first.endpoint, prefixBlocks: request.prefixBlocks,
                     prefillTokens: max(0, request.promptTokens - first.evaluation.cachedPromptTokens), at: now)
             }
-            return (inner.snapshot, decision)
+            return (inner.snapshot, decision, claimed)
         }
+        guard claimed, let first = decision.candidates.first else { return (snapshot, decision, nil) }
+        let endpoint = snapshot.fleet.endpoints[first.endpoint]
+        let ref = EndpointRef(
+            index: endpoint.index, name: endpoint.name, generation: snapshot.generation,
+            prefillTokens: max(0, request.promptTokens - first.evaluation.cachedPromptTokens))
+        return (snapshot, decision, EndpointClaim(state: self, ref: ref, claimedAt: now))
     }
 
-    /// Claims a further candidate; false when it can no longer take requests (drained, breaker).
-    func begin(_ endpoint: EndpointRef, prefixBlocks: [UInt64]) -> Bool {
+    /// Claims a further candidate; nil when it can no longer take requests (drained, breaker).
+    func claim(_ endpoint: EndpointRef, prefixBlocks: [UInt64]) -> EndpointClaim? {
         let now = now()
-        return inner.withLock { inner in
+        let granted = inner.withLock { inner in
             guard let index = Self.resolve(endpoint, in: inner) else { return false }
             return inner.telemetry.begin(index, prefixBlocks: prefixBlocks, prefillTokens: endpoint.prefillTokens, at: now)
         }
+        return granted ? EndpointClaim(state: self, ref: endpoint, claimedAt: now) : nil
     }
 
+    /// Records a claim's first token; called by ``EndpointClaim`` only.
     func firstToken(_ endpoint: EndpointRef, ttft: Double?, predicted: Double?) {
         let now = now()
         inner.withLock { inner in
@@ -145,13 +158,14 @@ final class RoutingState: Sendable {
         }
     }
 
-    func end(_ endpoint: EndpointRef, outcome: EndpointOutcome, sawFirstToken: Bool, timePerOutputToken: Double? = nil) {
+    /// Ends a claim's counts; called by ``EndpointClaim`` only, exactly once per claim.
+    func end(_ endpoint: EndpointRef, outcome: EndpointOutcome, sawFirstToken: Bool, timePerOutputToken: Double? = nil, sentAt: Double) {
         let now = now()
         inner.withLock { inner in
             guard let index = Self.resolve(endpoint, in: inner) else { return }
             inner.telemetry.end(
                 index, outcome: outcome, sawFirstToken: sawFirstToken, timePerOutputToken: timePerOutputToken,
-                prefillTokens: endpoint.prefillTokens, at: now)
+                prefillTokens: endpoint.prefillTokens, sentAt: sentAt, at: now)
         }
     }
 

@@ -22,19 +22,47 @@ final class UpstreamStream: @unchecked Sendable {
         self.splitter = ServerSentEventSplitter(allocator: allocator)
     }
 
-    /// Reads until the first complete event; false when the stream ended before one arrived.
-    func receiveFirstEvent() async throws -> Bool {
-        if let event = try await nextEvent() {
+    /// What opened a stream.
+    enum Opening: Equatable {
+        /// An event with data: the first token (or the first chunk) of the answer.
+        case data
+        /// An error event in place of the answer (its text, shortened): nothing was generated.
+        case error(String)
+        /// The stream ended before any event with data.
+        case ended
+    }
+
+    /// Reads until the first complete event that carries data. Events without data before it
+    /// (`:` comments, keep-alives) are kept to be relayed, but do not count as the first event.
+    func receiveFirstEvent(maximumLeadingEvents: Int = 1_000) async throws -> Opening {
+        var leading = 0
+        while let event = try await readEvent() {
+            let summary = ServerSentEventSummary(event: event)
+            if summary.isError { return .error(Self.excerpt(event)) }
             buffered.append(event)
-            return true
+            if summary.hasData { return .data }
+            leading += 1
+            // Keep-alives alone never start an answer; the first-byte deadline ends the wait anyway,
+            // this bounds what they can make the gateway hold meanwhile.
+            if leading >= maximumLeadingEvents { throw ServerSentEventSplitter.EventTooLarge() }
         }
-        return false
+        return .ended
+    }
+
+    private static func excerpt(_ event: ByteBuffer) -> String {
+        let bytes = event.readableBytesView.prefix(300).map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }
+        return String(decoding: bytes, as: UTF8.self).split(separator: " ").joined(separator: " ")
     }
 
     /// The next complete event, or nil at the end of the stream. Trailing bytes without a final
     /// blank line are returned as a last event.
     func nextEvent() async throws -> ByteBuffer? {
         if !buffered.isEmpty { return buffered.removeFirst() }
+        return try await readEvent()
+    }
+
+    /// The next event from the upstream, past those already buffered.
+    private func readEvent() async throws -> ByteBuffer? {
         while true {
             if let event = splitter.nextEvent() { return event }
             if finished { return splitter.remainder() }
@@ -79,6 +107,8 @@ struct StreamRelay {
     private(set) var eventsSent = 0
     private(set) var contentEvents = 0
     private(set) var upstreamFailure: Failure?
+    /// The upstream sent its own error event (relayed as it came): the stream failed.
+    private(set) var sawErrorEvent = false
 
     init(callerWantsUsage: Bool) {
         self.callerWantsUsage = callerWantsUsage
@@ -113,6 +143,7 @@ struct StreamRelay {
             if let reported = summary.usage { usage = reported }
             if summary.isDone { sawDone = true }
             if summary.hasChoices { contentEvents += 1 }
+            if summary.isError { sawErrorEvent = true }
             if summary.usage != nil && !callerWantsUsage {
                 if summary.isUsageOnly { continue }
                 try await writer.write(summary.removingUsage(from: event))

@@ -82,7 +82,7 @@ extension Gateway {
     /// Refuses a request without the admin token (constant-time comparison), or any request when
     /// no token is configured.
     func authorizeAdmin(_ request: Request) throws(GatewayError) {
-        let variable = configuration.admin.tokenEnv
+        let variable = state.snapshot.configuration.admin.tokenEnv
         guard let token = environment[variable], !token.isEmpty else {
             throw GatewayError(
                 status: .notFound, type: "invalid_request_error", code: "admin_disabled",
@@ -101,6 +101,25 @@ extension Gateway {
 
     /// Reads the configuration again from its source and applies it (SIGHUP, `POST /admin/reload`).
     @discardableResult
+    /// The keys that differ between two configurations and only take effect at start: the listener,
+    /// the upstream clients' connection settings (AsyncHTTPClient's are fixed when it is made), the
+    /// shutdown grace (given to the service group at start) and logging (bootstrapped once).
+    static func restartOnlyChanges(from old: ProximaConfiguration, to new: ProximaConfiguration) -> [String] {
+        var keys: [String] = []
+        func compare<Value: Equatable>(_ key: String, _ value: (ProximaConfiguration) -> Value) {
+            if value(old) != value(new) { keys.append(key) }
+        }
+        compare("server.host") { $0.server.host }
+        compare("server.port") { $0.server.port }
+        compare("server.timeouts.connect") { $0.server.timeouts.connect }
+        compare("server.timeouts.idle") { $0.server.timeouts.idle }
+        compare("server.timeouts.shutdown_grace") { $0.server.timeouts.shutdownGrace }
+        compare("server.max_connections_per_upstream") { $0.server.maxConnectionsPerUpstream }
+        compare("server.upstream_client") { $0.server.upstreamClient }
+        compare("logging") { $0.logging }
+        return keys
+    }
+
     func reload() throws(GatewayError) -> RoutingSnapshot {
         guard let reloadSource else {
             throw GatewayError(
@@ -119,12 +138,17 @@ extension Gateway {
     }
 
     /// Applies a whole new configuration, or refuses it with every problem and changes nothing.
-    /// The listener (host, port) cannot change without a restart.
+    /// Every setting applies to the requests that start after the change, except those fixed when
+    /// the gateway starts (see ``restartOnlyChanges(from:to:)``): a change to one of them refuses the
+    /// whole change, naming the keys, rather than being silently kept.
     @discardableResult
     func applyAdminChange(_ configuration: ProximaConfiguration) throws(GatewayError) -> RoutingSnapshot {
         let current = state.snapshot.configuration
-        if configuration.server.host != current.server.host || configuration.server.port != current.server.port {
-            throw GatewayError.invalidRequest("server.host and server.port cannot change while running; restart the gateway")
+        let fixed = Self.restartOnlyChanges(from: current, to: configuration)
+        if !fixed.isEmpty {
+            throw GatewayError(
+                status: .badRequest, type: "invalid_request_error", code: "restart_required",
+                message: "The change was refused and nothing changed: \(fixed.joined(separator: ", ")) cannot change while the gateway runs; restart it to change them.")
         }
         do {
             return try state.replace(configuration: configuration, environment: environment)

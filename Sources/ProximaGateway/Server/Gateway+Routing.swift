@@ -39,7 +39,7 @@ extension Gateway {
     /// candidate with every axis and every exclusion with its reason. Nothing is sent upstream and
     /// nothing is counted in flight.
     func explainRoute(_ request: Request) async throws -> Response {
-        let body = try await request.body.collect(upTo: configuration.server.maxRequestBodyBytes)
+        let body = try await request.body.collect(upTo: state.snapshot.configuration.server.maxRequestBodyBytes)
         let operation: InferenceOperation =
             body.withUnsafeReadableBytes { bytes in
                 guard let members = try? JSONScanner.topLevelMembers(of: bytes) else { return .chatCompletions }
@@ -53,7 +53,7 @@ extension Gateway {
         guard let model = routing.fleet.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
         let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
         let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
-        let (snapshot, decision) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)
+        let (snapshot, decision, _) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)
         let expected = inference.maxOutputTokens.map { min($0, 4 * policy.expectedOutputTokens) } ?? policy.expectedOutputTokens
         return jsonResponse(
             RouteExplanation.json(decision: decision, request: routeRequest, snapshot: snapshot, expectedOutputTokens: expected))

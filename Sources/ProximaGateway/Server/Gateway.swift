@@ -68,8 +68,7 @@ public struct Gateway: Sendable {
                     maxConnectionsPerHost: server.maxConnectionsPerUpstream, maxIdleTime: .seconds(60)))
             : nil
         self.proxy = InferenceProxy(
-            state: state, client: client, pooled: pooledClient, metrics: metrics, settings: ProxySettings(configuration.server),
-            watch: ConnectionCloseWatch(), logger: logger)
+            state: state, client: client, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
     }
 
     /// The HTTP routes of the gateway.
@@ -185,14 +184,16 @@ struct ReloadOnHangup: Service {
 
     func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
         // From the connection's stamp when there is one: the hand-off to this handler counts too.
-        let arrival = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField]) ?? ContinuousClock.now
-        metrics.requestStarted()
-        let limit = configuration.server.maxRequestBodyBytes
-        var modelLabel = "unknown"
-        // Failures before proxying are accounted here; from `forward` on, the proxy accounts for
-        // every outcome itself (streams finish after this function has returned).
+        let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
+        let record = RequestRecord(
+            requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
+            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
+        // Failures before proxying are recorded here; from `forward` on, the proxy records every
+        // outcome itself (streams finish after this function has returned).
         var exchange: InferenceProxy.Exchange
+        let firstClaim: EndpointClaim?
         do {
+            let limit = state.snapshot.configuration.server.maxRequestBodyBytes
             if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
                 throw GatewayError.bodyTooLarge(limit: limit)
             }
@@ -207,30 +208,29 @@ struct ReloadOnHangup: Service {
             guard let model = routing.fleet.model(named: inference.model) else {
                 throw GatewayError.modelNotFound(inference.model)
             }
-            modelLabel = model.name
+            record.identify(model: model.name, stream: inference.stream)
             let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
             let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
-            let (snapshot, decision) = state.route(routeRequest, policy: policy, limit: proxy.settings.maxAttempts + 1)
+            let (snapshot, decision, claim) = state.route(routeRequest, policy: policy, limit: routing.proxy.maxAttempts + 1)
             metrics.recordRouteDecision(
                 policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
                 exclusions: decision.exclusions)
             guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
             exchange = InferenceProxy.Exchange(
-                request: inference, model: model, decision: decision, routing: snapshot, requestID: context.requestID,
-                arrival: arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
+                request: inference, model: model, decision: decision, routing: snapshot, record: record, requestID: context.requestID,
+                arrival: record.arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
             exchange.prefixBlocks = routeRequest.prefixBlocks
+            firstClaim = claim
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
-            metrics.requestEnded()
-            metrics.recordRequest(
-                operation: operation, model: modelLabel, endpoint: "none", status: status, duration: ContinuousClock.now - arrival)
+            record.finish(endpoint: "none", status: status, usage: nil)
             if status >= 500 {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
             throw error
         }
-        return try await proxy.forward(exchange, channel: context.channel)
+        return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
     }
 
     func modelList() -> Response {

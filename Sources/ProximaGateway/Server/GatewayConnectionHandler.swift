@@ -18,9 +18,11 @@ enum GatewayClock {
 
 /// Sits on every caller connection, after the HTTP codec, with two duties.
 ///
-/// It tells the ``ConnectionCloseWatch`` when the caller stops sending (the server allows half
-/// closure, so a caller that hangs up does not close the channel by itself): like nginx, the
-/// gateway takes that as the caller leaving, and cancels the upstream work of the connection.
+/// It tells a caller that closed its socket from one that only stopped sending (the server allows
+/// half closure, so neither closes the channel by itself): when the input ends while an answer is
+/// pending, it writes a `100 Continue`; a closed socket answers with a reset, which closes the
+/// channel, and the ``ConnectionCloseWatch`` cancels the connection's upstream work. A half-closed
+/// caller gets its answer.
 ///
 /// It measures the gateway's own overhead where the caller sees it: from the moment a request head
 /// has been decoded on the connection to the moment the first byte of the answer (the whole body
@@ -53,7 +55,15 @@ final class GatewayConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed { watch.callerStoppedSending(context.channel) }
+        if let event = event as? ChannelEvent, event == .inputClosed, !arrivals.isEmpty {
+            // The caller stopped sending while its answer is pending. A caller that only half-closed
+            // (legal HTTP) still reads and gets its answer; one that closed its socket must be told
+            // apart, so that its upstream work stops at once. A `100 Continue` (which HTTP/1.1 clients
+            // must accept and skip) does that: a closed socket answers it with a reset, which closes
+            // this channel and cancels the connection's work through the watch; a half-closed one
+            // takes it and waits on.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

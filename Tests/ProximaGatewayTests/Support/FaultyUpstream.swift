@@ -12,7 +12,9 @@ import Synchronization
 ///
 /// Models: `ok` answers normally; `fail500` answers 500; `hang` never answers; `stream-abort` sends two
 /// events then drops the connection; `stream-stall` sends one event then goes silent; `slow-stream`
-/// sends an event every 200 ms for 5 s.
+/// sends an event every 200 ms for 5 s; `slow-plain` answers a plain request after 2 s; `big` answers with
+/// 200 KB; `stream-error` sends an event then an error event; `stream-error-first` opens with an error
+/// event; `stream-late` sends its first event after 50 ms; `stream-comment-first` sends a `:` keep-alive at once and its first data 1 s later.
 final class FaultyUpstream: Sendable {
     let port: Int
     let received = Atomic<Int>(0)
@@ -76,6 +78,10 @@ final class FaultyUpstream: Sendable {
         "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(text)\"}}],\"usage\":null}\n\n"
     }
 
+    static let plainAnswer = #"{"id":"x","object":"chat.completion","model":"ok","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#
+
+    static let errorEvent = "data: {\"error\":{\"message\":\"engine overloaded\",\"type\":\"server_error\"}}\n\n"
+
     static let usageChunk = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}}\n\n"
 
     func respond(body: String) async throws -> Response {
@@ -98,6 +104,38 @@ final class FaultyUpstream: Sendable {
                 try await writer.write(ByteBuffer(string: Self.chunk("a")))
                 try await Task.sleep(for: .seconds(600))
             }
+        case "slow-plain":
+            try await Task.sleep(for: .seconds(2))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: Self.plainAnswer)))
+        case "big":
+            let filler = String(repeating: "x", count: 200 * 1024)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"id":"x","object":"chat.completion","filler":""# + filler + #""}"#)))
+        case "stream-error":
+            return sse { writer in
+                try await writer.write(ByteBuffer(string: Self.chunk("a")))
+                try await writer.write(ByteBuffer(string: Self.errorEvent + "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            }
+        case "stream-error-first":
+            return sse { writer in
+                try await writer.write(ByteBuffer(string: Self.errorEvent))
+                try await writer.finish(nil)
+            }
+        case "stream-late":
+            return sse { writer in
+                try await Task.sleep(for: .milliseconds(50))
+                try await writer.write(ByteBuffer(string: Self.chunk("a") + "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            }
+        case "stream-comment-first":
+            return sse { writer in
+                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                try await Task.sleep(for: .seconds(1))
+                try await writer.write(ByteBuffer(string: Self.chunk("a") + "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            }
         case "slow-stream":
             return sse { writer in
                 for index in 0..<25 {
@@ -116,8 +154,7 @@ final class FaultyUpstream: Sendable {
                     try await writer.finish(nil)
                 }
             }
-            let answer = #"{"id":"x","object":"chat.completion","model":"ok","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: answer)))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: Self.plainAnswer)))
         }
     }
 
