@@ -132,8 +132,10 @@ public final class FastUpstream: Sendable {
                         + String(FastUpstream.wallMicroseconds())
                         + #","choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}"# + "\n\n")
                 context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-                streaming = context.eventLoop.scheduleTask(in: pacing) { [self] in
-                    sendChunk(context: context, index: index + 1, keepAlive: keepAlive)
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                streaming = context.eventLoop.scheduleTask(in: pacing) {
+                    let (handler, context) = bound.value
+                    handler.sendChunk(context: context, index: index + 1, keepAlive: keepAlive)
                 }
             } else {
                 buffer.writeString(
@@ -141,8 +143,9 @@ public final class FastUpstream: Sendable {
                         + String(chunks) + #","total_tokens":"# + String(12 + chunks) + "}}\n\ndata: [DONE]\n\n")
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 streaming = nil
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                    if !keepAlive { context.close(promise: nil) }
+                    if !keepAlive { bound.value.close(promise: nil) }
                 }
             }
         }
@@ -155,8 +158,9 @@ public final class FastUpstream: Sendable {
             var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
             buffer.writeString(body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
+                if !keepAlive { bound.value.close(promise: nil) }
             }
         }
     }

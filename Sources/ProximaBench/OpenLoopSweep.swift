@@ -95,11 +95,11 @@ public enum OpenLoopSweep {
                 .connect(host: target.host, port: target.port).get()
             channels.append(channel)
         }
-        let finished = try await loop.submit { () -> EventLoopFuture<Void> in
-            state.start(channels: channels, duration: .nanoseconds(Int64(seconds * 1e9)))
+        let opened = channels
+        try await loop.submit { () -> EventLoopFuture<Void> in
+            state.start(channels: opened, duration: .nanoseconds(Int64(seconds * 1e9)))
             return state.done.futureResult
         }.get().get()
-        _ = finished
         return try await loop.submit { state.step() }.get()
     }
 

@@ -145,7 +145,7 @@ struct Simulate: AsyncParsableCommand {
     }
 
     static func event(_ text: String, in fleet: Fleet, kind: Outage.Kind) throws -> Outage {
-        do { return try Outage(parsing: text, in: fleet, kind: kind) } catch let error as OutageSyntaxError { throw ValidationError(error.description) }
+        do { return try Outage(parsing: text, in: fleet, kind: kind) } catch { throw ValidationError(error.description) }
     }
 }
 

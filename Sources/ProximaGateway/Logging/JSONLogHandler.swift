@@ -24,7 +24,7 @@ public struct JSONLogHandler: LogHandler {
             line += ",\(Self.quoted(key)):\(Self.quoted("\(value)"))"
         }
         line += "}\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        LogWriter.standardError.write(line)
     }
 
     static func quoted(_ text: String) -> String { JSONScanner.quoted(text) }

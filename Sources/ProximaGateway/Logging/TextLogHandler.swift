@@ -24,6 +24,6 @@ public struct TextLogHandler: LogHandler {
         var line = "\(JSONLogHandler.timestamp()) \(event.level) \(label): \(event.message)"
         for (key, value) in JSONLogHandler.merged(metadata, metadataProvider, event) { line += " \(key)=\(value)" }
         line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        LogWriter.standardError.write(line)
     }
 }

@@ -168,7 +168,7 @@ struct ReloadOnHangup: Service {
         await cancelWhenGracefulShutdown {
             for await _ in hangups {
                 do {
-                    try gateway.reload()
+                    _ = try gateway.reload()
                 } catch {
                     gateway.logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
                 }

@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import ProximaGateway
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Logging never blocks the request path: lines go to a bounded buffer written by a thread of its own.
+@Suite struct LogWriterTests {
+    @Test func aStalledReaderDropsLinesInsteadOfBlockingTheWriter() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let writer = LogWriter(descriptor: fds[1], capacityBytes: 64 * 1024)
+        // Nobody reads the pipe: once its 64 KB kernel buffer and the writer's 64 KB are full, a
+        // blocking logger would hang here for good.
+        let line = String(repeating: "x", count: 99) + "\n"
+        for _ in 0..<10_000 { writer.write(line) }
+        #expect(writer.droppedLines > 0, "lines beyond the buffer are dropped and counted")
+        // A reader that catches up gets whole lines and the count of those dropped.
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let flags = fcntl(fds[0], F_GETFL)
+        _ = fcntl(fds[0], F_SETFL, flags | O_NONBLOCK)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if count > 0 { received += buffer[0..<count] } else { usleep(10_000) }
+            if String(decoding: received, as: UTF8.self).contains("could not keep up\n") { break }
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        #expect(text.contains("lines dropped, the log's reader could not keep up"))
+        #expect(text.split(separator: "\n").allSatisfy { $0.count == 99 || $0.hasPrefix("log: ") })
+    }
+}
