@@ -218,20 +218,23 @@ import Glibc
 
     // MARK: blame
 
-    @Test func aLongPlainGenerationIsNotAnEndpointFailure() async throws {
+    @Test(arguments: UpstreamClientKind.allCases)
+    func aLongPlainGenerationIsNotAnEndpointFailure(_ client: UpstreamClientKind) async throws {
         let upstream = try await FaultyUpstream.start()
         defer { Task { await upstream.stop() } }
         // The upstream answers after 2 s; idle and first-byte limits are 1 s, but 40 tokens at 0.1 s
         // each give the plain request 5 s.
-        let timeouts = TimeoutSettings(connect: 1, firstByte: 1, idle: 1, total: 30, perOutputToken: 0.1)
-        try await GatewayProxyTests().withGateway([(upstream.baseURL, "slow-plain"), (upstream.baseURL, "slow-plain")], timeouts: timeouts) {
-            gateway in
-            let body = #"{"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":40}"#
-            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: body)
-            #expect(reply.status == 200)
-            #expect(upstream.received.load(ordering: .relaxed) == 1, "generated once, not again on another endpoint")
-            #expect(gateway.gateway.state.current().1.statuses.allSatisfy { $0.failures == 0 })
-        }
+        var configuration = GatewayProxyTests.configuration(
+            [(upstream.baseURL, "slow-plain"), (upstream.baseURL, "slow-plain")],
+            timeouts: TimeoutSettings(connect: 1, firstByte: 1, idle: 1, total: 30, perOutputToken: 0.1))
+        configuration.server.upstreamClient = client
+        let gateway = try await RunningGateway.start(configuration, environment: ["UPSTREAM_KEY": "k"])
+        defer { Task { await gateway.stop() } }
+        let body = #"{"model":"chat","messages":[{"role":"user","content":"hi"}],"max_tokens":40}"#
+        let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: body)
+        #expect(reply.status == 200)
+        #expect(upstream.received.load(ordering: .relaxed) == 1, "generated once, not again on another endpoint")
+        #expect(gateway.gateway.state.current().1.statuses.allSatisfy { $0.failures == 0 })
     }
 
     @Test func aPlainRequestIsBoundByTheTotalLimitAndNotRetried() async throws {

@@ -58,8 +58,11 @@ extension Duration {
 /// docs/architecture.md.
 struct InferenceProxy: Sendable {
     let state: RoutingState
+    /// AsyncHTTPClient for streams (its read timeout is `timeouts.idle`) and for plain requests (no
+    /// read timeout: an engine is silent until its whole answer is ready; the request's deadline bounds it).
     let client: HTTPClient
-    /// The client for plain-HTTP upstreams; nil sends everything through `client`.
+    let plainClient: HTTPClient
+    /// The client for plain-HTTP upstreams; nil sends everything through AsyncHTTPClient.
     let pooled: PooledUpstreamClient?
     let metrics: GatewayMetrics
     let watch: ConnectionCloseWatch
@@ -513,7 +516,8 @@ struct InferenceProxy: Sendable {
         upstream.method = .POST
         upstream.headers = headers
         upstream.body = .bytes(body)
-        let response = try await client.execute(upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
+        let response = try await (request.stream ? client : plainClient).execute(
+            upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
         return UpstreamAnswer(
             status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
             body: .asyncHTTPClient(response.body))

@@ -18,6 +18,9 @@ public struct Gateway: Sendable {
     public let metrics: GatewayMetrics
     let state: RoutingState
     let client: HTTPClient
+    /// AsyncHTTPClient for plain (not streamed) requests: without a read timeout, since an engine is
+    /// silent until its whole answer is generated; the request's own deadline bounds the wait.
+    let plainClient: HTTPClient
     /// The client for plain-HTTP upstreams, unless the configuration asks for AsyncHTTPClient.
     let pooledClient: PooledUpstreamClient?
     let logger: Logger
@@ -57,6 +60,8 @@ public struct Gateway: Sendable {
         // No spans per upstream request: nothing consumes them, and creating them cost ~2.6% of CPU.
         clientConfiguration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        clientConfiguration.timeout.read = nil
+        self.plainClient = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         let server = configuration.server
         self.pooledClient =
             server.upstreamClient == .pooled
@@ -68,7 +73,7 @@ public struct Gateway: Sendable {
                     maxConnectionsPerHost: server.maxConnectionsPerUpstream, maxIdleTime: .seconds(60)))
             : nil
         self.proxy = InferenceProxy(
-            state: state, client: client, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
+            state: state, client: client, plainClient: plainClient, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
     }
 
     /// The HTTP routes of the gateway.
@@ -136,7 +141,7 @@ public struct Gateway: Sendable {
     /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
     public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
         [
-            UpstreamClientService(client: client, pooled: pooledClient), endpointMonitor(), ReloadOnHangup(gateway: self),
+            UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor(), ReloadOnHangup(gateway: self),
             makeApplication(onServerRunning: onServerRunning),
         ]
     }
@@ -178,7 +183,7 @@ struct ReloadOnHangup: Service {
 }
 
 /// A service that owns the upstream HTTP client and shuts it down last.
-    public func upstreamClientService() -> some Service { UpstreamClientService(client: client, pooled: pooledClient) }
+    public func upstreamClientService() -> some Service { UpstreamClientService(clients: [client, plainClient], pooled: pooledClient) }
 
     // MARK: handlers
 
@@ -272,12 +277,12 @@ struct ReloadOnHangup: Service {
 
 /// Keeps the upstream HTTP client alive while the gateway runs and shuts it down after the server.
 struct UpstreamClientService: Service {
-    let client: HTTPClient
+    let clients: [HTTPClient]
     let pooled: PooledUpstreamClient?
 
     func run() async throws {
         try? await gracefulShutdown()
         pooled?.closeIdle()
-        try await client.shutdown()
+        for client in clients { try await client.shutdown() }
     }
 }
