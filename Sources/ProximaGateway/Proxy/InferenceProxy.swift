@@ -321,6 +321,7 @@ struct InferenceProxy: Sendable {
             finished.upstreamWait += measuredWait(response, lastArrival: nil, sentAt: sentAt, received: ContinuousClock.now)
             var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
             headers[.contentType] = response.contentType ?? "application/json"
+            if let encoding = response.contentEncoding { headers[.contentEncoding] = encoding }
             finish(finished, endpoint: endpoint.name, status: status, usage: nil)
             return .answered(Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: body)))
         }
@@ -339,6 +340,7 @@ struct InferenceProxy: Sendable {
             finished.upstreamWait += measuredWait(response, lastArrival: lastArrival, sentAt: sentAt, received: received)
             var headers = responseHeaders(finished, candidate: candidate, endpoint: endpoint)
             headers[.contentType] = response.contentType ?? "application/json"
+            if let encoding = response.contentEncoding { headers[.contentEncoding] = encoding }
             finish(finished, endpoint: endpoint.name, status: status, usage: usage ?? estimatedUsage(exchange, completionTokens: 0))
             return .answered(Response(status: .ok, headers: headers, body: .init(byteBuffer: body)))
         }
@@ -370,9 +372,11 @@ struct InferenceProxy: Sendable {
         let request = exchange.request
         let body = request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator)
         var headers = HTTPHeaders()
-        headers.reserveCapacity(7)
+        headers.reserveCapacity(8)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        // The gateway reads streams event by event and does not decompress.
+        headers.add(name: "accept-encoding", value: "identity")
         headers.add(name: "x-request-id", value: exchange.requestID)
         if let authorization = exchange.routing.authorizations[endpoint.index] { headers.add(name: "authorization", value: authorization) }
         if endpoint.engine == .emulated, let location = exchange.clientLocation { headers.add(name: "x-proxima-client-location", value: location) }
@@ -383,18 +387,23 @@ struct InferenceProxy: Sendable {
             let response = try await pooled.execute(
                 host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
                 headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
-            return UpstreamAnswer(
-                status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
-                sentAt: response.sentAt, body: .pooled(response.body))
+            return try Self.refusingCompressedStream(
+                UpstreamAnswer(
+                    status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
+                    contentEncoding: response.head.headers.first(name: "content-encoding"), sentAt: response.sentAt,
+                    body: .pooled(response.body)),
+                stream: request.stream)
         }
         var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
         upstream.method = .POST
         upstream.headers = headers
         upstream.body = .bytes(body)
         let response = try await client.execute(upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
-        return UpstreamAnswer(
-            status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
-            body: .asyncHTTPClient(response.body))
+        return try Self.refusingCompressedStream(
+            UpstreamAnswer(
+                status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+                contentEncoding: response.headers.first(name: "content-encoding"), body: .asyncHTTPClient(response.body)),
+            stream: request.stream)
     }
 
     // MARK: streaming

@@ -1,0 +1,74 @@
+import HTTPTypes
+import Testing
+@testable import ProximaGateway
+
+/// Broken upstreams seen through the gateway: what the caller gets, and what the upstream received.
+@Suite(.serialized) struct GatewayUpstreamFaultTests {
+    func withGateway(_ url: String, _ body: (RunningGateway) async throws -> Void) async throws {
+        let gateway = try await RunningGateway.start(
+            GatewayProxyTests.configuration([(url, "ok")]), environment: ["UPSTREAM_KEY": "k"])
+        do {
+            try await body(gateway)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+
+    @Test func aPostTheUpstreamReadThenDroppedReachesItOnceAndTheCallerGetsAnUpstreamError() async throws {
+        let upstream = try await ClosingUpstream.start()
+        try await withGateway("http://127.0.0.1:\(upstream.port)/v1") { gateway in
+            let first = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.chatBody)
+            #expect(first.status == 200 && first.body == "answered")
+            // The pooled connection is reused; the upstream reads this POST and closes without answering.
+            let second = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.chatBody)
+            #expect(second.status == 502)
+            #expect(second.errorObject?["code"] as? String == "upstream_error")
+            #expect(upstream.requestsRead.load(ordering: .relaxed) == 2)
+            #expect(upstream.connections.load(ordering: .relaxed) == 1)
+        }
+        try await upstream.stop()
+    }
+
+    @Test func upstreamsAreAskedForIdentityAndACompressedPlainAnswerKeepsItsEncoding() async throws {
+        let faulty = try await FaultyUpstream.start()
+        try await withGateway(faulty.baseURL) { gateway in
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.chatBody)
+            #expect(reply.status == 200)
+            #expect(faulty.lastHeaders.withLock { $0[.acceptEncoding] } == "identity")
+        }
+        await faulty.stop()
+        let body = "gzip-compressed-bytes"
+        let upstream = try await ScriptedUpstream.start { _ in
+            [.send(ScriptedUpstream.answer(body, headers: "content-encoding: gzip\r\n"))]
+        }
+        try await withGateway(upstream.baseURL) { gateway in
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.chatBody)
+            #expect(reply.status == 200)
+            // The bytes pass through as they are, so the caller must be told how to read them.
+            #expect(reply.headers.first(name: "content-encoding") == "gzip")
+            #expect(reply.body == body)
+        }
+        try await upstream.stop()
+    }
+
+    @Test func aCompressedStreamIsACleanUpstreamErrorNotGarbledEvents() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in
+            [
+                .send(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+                        + "transfer-encoding: chunked\r\n\r\n5\r\nGZabc\r\n0\r\n\r\n")
+            ]
+        }
+        try await withGateway(upstream.baseURL) { gateway in
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.streamBody)
+            #expect(reply.status == 502)
+            #expect(reply.errorObject?["code"] as? String == "upstream_error")
+            #expect((reply.errorObject?["message"] as? String)?.contains("content-encoding") == true)
+            let healthz = try await TestHTTP.get(gateway.baseURL + "/healthz")
+            #expect(healthz.status == 200)
+        }
+        try await upstream.stop()
+    }
+}
