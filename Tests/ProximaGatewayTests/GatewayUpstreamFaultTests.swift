@@ -1,4 +1,5 @@
 import HTTPTypes
+import ProximaCore
 import Testing
 @testable import ProximaGateway
 
@@ -69,6 +70,34 @@ import Testing
             let healthz = try await TestHTTP.get(gateway.baseURL + "/healthz")
             #expect(healthz.status == 200)
         }
+        try await upstream.stop()
+    }
+
+    /// Each broken answer, through a gateway of its own: a clean 502 or 504 in the OpenAI error
+    /// format, the gateway still serving, the endpoint's in-flight count back to zero and no upstream
+    /// connection left open.
+    @Test(arguments: [
+        ("short body", [ScriptedUpstream.Step.send("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort"), .close], 502),
+        ("bad chunk size", [.send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n")], 502),
+        ("gzip transfer coding", [.send("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\nGZ\r\n0\r\n\r\n")], 502),
+        ("10,000 headers", [.send("HTTP/1.1 200 OK\r\n" + (0..<10_000).map { "x-h\($0): v\r\n" }.joined() + "\r\n")], 502),
+        ("closed unanswered", [.close], 502),
+        ("unfinished head", [.send("HTTP/1.1 200 OK\r\ncontent-le")], 504),
+        ("head one byte at a time", [.trickle("HTTP/1.1 200 OK\r\n" + String(repeating: "x: y\r\n", count: 100), every: .milliseconds(20))], 504),
+    ])
+    func aBrokenAnswerEndsCleanlyAndLeavesNothingBehind(probe: String, script: [ScriptedUpstream.Step], status: Int) async throws {
+        let upstream = try await ScriptedUpstream.start { _ in script }
+        var configuration = GatewayProxyTests.configuration([(upstream.baseURL, "ok")], timeouts: .init(firstByte: 0.5))
+        configuration.server.upstreamClient = .pooled
+        let gateway = try await RunningGateway.start(configuration, environment: ["UPSTREAM_KEY": "k"])
+        let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: GatewayProxyTests.chatBody)
+        #expect(reply.status == status, "\(probe)")
+        #expect(reply.errorObject?["code"] as? String == (status == 504 ? "upstream_timeout" : "upstream_error"), "\(probe)")
+        #expect(try await TestHTTP.get(gateway.baseURL + "/healthz").status == 200, "\(probe)")
+        #expect(try await eventually { gateway.gateway.state.current().1.statuses[0].inFlight == 0 }, "\(probe)")
+        let pool = try #require(gateway.gateway.pooledClient)
+        #expect(try await eventually { pool.connectionCounts(host: "127.0.0.1", port: upstream.port).open == 0 }, "\(probe)")
+        await gateway.stop()
         try await upstream.stop()
     }
 }
