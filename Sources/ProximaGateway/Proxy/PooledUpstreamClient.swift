@@ -46,7 +46,8 @@ enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
 final class PooledUpstreamClient: Sendable {
     struct Settings: Sendable {
         var connectTimeout: TimeAmount
-        /// Longest silence allowed between two parts of an answer.
+        /// Longest silence allowed between two parts of an answer once its head arrived (before it,
+        /// the head deadline applies); paused while the reader holds reads back.
         var idleTimeout: TimeAmount
         /// Connections to one upstream, busy and idle together.
         var maxConnectionsPerHost: Int
