@@ -127,6 +127,24 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func theIdleTimerRestartsWhenTheReaderCatchesUp() async throws {
+        // The same slow reader, but the upstream goes silent after its events: that silence is its own.
+        let upstream = try await FaultyUpstream.start()
+        let client = makeClient(idle: .milliseconds(300))
+        let response = try await client.execute(
+            host: "127.0.0.1", port: upstream.port, head: head(),
+            body: ByteBuffer(string: #"{"model":"many-events-stall","stream":true}"#), headDeadline: .now() + .seconds(10))
+        var iterator = response.body.makeAsyncIterator()
+        var text = try await iterator.next().map { String(buffer: $0) } ?? ""
+        try await Task.sleep(for: .milliseconds(1500))
+        await #expect(throws: UpstreamClientError.idleTimeout) {
+            while let chunk = try await iterator.next() { text += String(buffer: chunk) }
+        }
+        #expect(text.contains("\"e39\""))
+        #expect(client.connectionCounts(host: "127.0.0.1", port: upstream.port).open == 0)
+        await upstream.stop()
+    }
+
     // MARK: broken answers
 
     @Test func aShortBodyIsAnErrorNotATruncatedAnswer() async throws {

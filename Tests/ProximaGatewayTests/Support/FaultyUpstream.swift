@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// Models: `ok` answers normally; `fail500` answers 500; `hang` never answers; `stream-abort` sends two
 /// events then drops the connection; `stream-stall` sends one event then goes silent; `slow-stream`
-/// sends an event every 200 ms for 5 s; `many-events` sends 40 events 20 ms apart.
+/// sends an event every 200 ms for 5 s; `many-events` sends 40 events 20 ms apart (`many-events-stall`: then goes silent).
 final class FaultyUpstream: Sendable {
     let port: Int
     let received = Atomic<Int>(0)
@@ -109,12 +109,13 @@ final class FaultyUpstream: Sendable {
                 try await writer.write(ByteBuffer(string: Self.usageChunk + "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             }
-        case "many-events":
+        case "many-events", "many-events-stall":
             return sse { writer in
                 for index in 0..<40 {
                     try await writer.write(ByteBuffer(string: Self.chunk("e\(index)")))
                     try await Task.sleep(for: .milliseconds(20))
                 }
+                if model == "many-events-stall" { try await Task.sleep(for: .seconds(600)) }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             }
