@@ -207,6 +207,7 @@ struct InferenceProxy: Sendable {
                     }
                     var headers = responseHeaders(finished, candidate: winner.candidate, endpoint: winner.endpoint)
                     headers[.contentType] = answer.contentType ?? "application/json"
+                    if let encoding = answer.contentEncoding { headers[.contentEncoding] = encoding }
                     if answer.status < 300 {
                         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: winner.endpoint.name, answer.receivedAt - exchange.arrival)
                     }
@@ -389,6 +390,8 @@ struct InferenceProxy: Sendable {
     struct WholeAnswer: Sendable {
         var status: Int
         var contentType: String?
+        /// Relayed as it came (the gateway asks for identity, but an upstream may compress anyway).
+        var contentEncoding: String? = nil
         var body: ByteBuffer
         var usage: TokenUsage?
         var usageEstimated = false
@@ -432,7 +435,7 @@ struct InferenceProxy: Sendable {
             let received = ContinuousClock.now
             return .answered(
                 WholeAnswer(
-                    status: status, contentType: response.contentType, body: body, receivedAt: received,
+                    status: status, contentType: response.contentType, contentEncoding: response.contentEncoding, body: body, receivedAt: received,
                     upstreamWait: measuredWait(response, lastArrival: nil, sentAt: sentAt, received: received)))
         }
         if !request.stream {
@@ -443,7 +446,8 @@ struct InferenceProxy: Sendable {
                 let usage = TokenUsage.read(responseBody: body)
                 return .answered(
                     WholeAnswer(
-                        status: status, contentType: response.contentType, body: body, usage: usage ?? estimatedUsage(exchange, completionTokens: 0),
+                        status: status, contentType: response.contentType, contentEncoding: response.contentEncoding, body: body,
+                        usage: usage ?? estimatedUsage(exchange, completionTokens: 0),
                         usageEstimated: usage == nil, receivedAt: received,
                         upstreamWait: measuredWait(response, lastArrival: lastArrival, sentAt: sentAt, received: received)))
             } catch is ResponseTooLarge {
@@ -495,9 +499,11 @@ struct InferenceProxy: Sendable {
         let request = exchange.request
         let body = request.upstreamBody(upstreamModel: candidate.upstreamModel, allocator: allocator)
         var headers = HTTPHeaders()
-        headers.reserveCapacity(7)
+        headers.reserveCapacity(8)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "accept", value: request.stream ? "text/event-stream" : "application/json")
+        // The gateway reads streams event by event and does not decompress.
+        headers.add(name: "accept-encoding", value: "identity")
         headers.add(name: "x-request-id", value: exchange.requestID)
         if let authorization = exchange.routing.authorizations[endpoint.index] { headers.add(name: "authorization", value: authorization) }
         if endpoint.engine == .emulated, let location = exchange.clientLocation { headers.add(name: "x-proxima-client-location", value: location) }
@@ -508,9 +514,12 @@ struct InferenceProxy: Sendable {
             let response = try await pooled.execute(
                 host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
                 headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
-            return UpstreamAnswer(
-                status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
-                sentAt: response.sentAt, body: .pooled(response.body))
+            return try Self.refusingCompressedStream(
+                UpstreamAnswer(
+                    status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
+                    contentEncoding: response.head.headers.first(name: "content-encoding"), sentAt: response.sentAt,
+                    body: .pooled(response.body)),
+                stream: request.stream)
         }
         var upstream = HTTPClientRequest(url: endpoint.url.appending(request.operation.upstreamPath))
         upstream.method = .POST
@@ -518,9 +527,11 @@ struct InferenceProxy: Sendable {
         upstream.body = .bytes(body)
         let response = try await (request.stream ? client : plainClient).execute(
             upstream, timeout: .nanoseconds(remaining.nanoseconds), logger: logger)
-        return UpstreamAnswer(
-            status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
-            body: .asyncHTTPClient(response.body))
+        return try Self.refusingCompressedStream(
+            UpstreamAnswer(
+                status: Int(response.status.code), contentType: response.headers.first(name: "content-type"),
+                contentEncoding: response.headers.first(name: "content-encoding"), body: .asyncHTTPClient(response.body)),
+            stream: request.stream)
     }
 
     // MARK: streaming

@@ -38,14 +38,16 @@ enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
 /// flushed together), and the answer is read part by part with backpressure. Deadlines live on the
 /// connection's event loop (one timer per exchange), not in extra tasks.
 ///
-/// A request that finds a pooled connection closed before it answered is sent once more on a new
-/// connection (the upstream never saw it). An exchange given up halfway (cancelled, timed out, or
-/// its body dropped unread) closes its connection; only a cleanly finished keep-alive exchange
-/// returns its connection to the pool.
+/// Each connection runs `UpstreamConnection.StateMachine`, which decides reuse and resending: a
+/// request is sent again (once, on a new connection) only when no byte of it can have reached the
+/// upstream, or when it carries an `Idempotency-Key`; a connection returns to the pool only after a
+/// fully written request and a clean, length-delimited keep-alive answer. An exchange given up
+/// halfway (cancelled, timed out, or its body dropped unread) closes its connection.
 final class PooledUpstreamClient: Sendable {
     struct Settings: Sendable {
         var connectTimeout: TimeAmount
-        /// Longest silence allowed between two parts of an answer.
+        /// Longest silence allowed between two parts of an answer once its head arrived (before it,
+        /// the head deadline applies); paused while the reader holds reads back.
         var idleTimeout: TimeAmount
         /// Connections to one upstream, busy and idle together.
         var maxConnectionsPerHost: Int
@@ -87,10 +89,18 @@ final class PooledUpstreamClient: Sendable {
         var head = head
         head.headers.add(name: "host", value: port == 80 ? host : "\(host):\(port)")
         head.headers.add(name: "content-length", value: String(body.readableBytes))
-        let request = UpstreamRequestParts(head: head, body: body, headDeadline: headDeadline, idleTimeout: settings.idleTimeout)
-        var retried = false
+        let request = UpstreamRequestParts(
+            head: head, body: body, headDeadline: headDeadline, idleTimeout: settings.idleTimeout,
+            replayable: head.headers.contains(name: "idempotency-key"))
+        var resent = false
         while true {
-            let (connection, reused) = try await acquire(key, eventLoop: eventLoop)
+            // Nothing goes out for a caller that already left.
+            try Task.checkCancellation()
+            let connection = try await acquire(key, eventLoop: eventLoop, fresh: resent)
+            if Task.isCancelled {
+                release(connection, key: key, reusable: true)
+                throw CancellationError()
+            }
             connection.send(request)
             do {
                 guard let first = try await connection.inbox.next() else { throw UpstreamClientError.closedBeforeResponse }
@@ -99,12 +109,13 @@ final class PooledUpstreamClient: Sendable {
                 }
                 return PooledUpstreamResponse(
                     head: responseHead, sentAt: connection.inbox.requestSentAt ?? .now, headArrivedAt: connection.inbox.lastArrival,
-                    body: PooledUpstreamBody(
-                        exchange: PooledExchange(connection: connection, client: self, key: key, keepAlive: responseHead.isKeepAlive)))
-            } catch UpstreamClientError.closedBeforeResponse where reused && !retried {
-                // The upstream closed an idle connection as the request went out: it never saw it.
-                retried = true
+                    body: PooledUpstreamBody(exchange: PooledExchange(connection: connection, client: self, key: key)))
+            } catch let failure as UpstreamInbox.Resendable {
+                // No byte of the request reached the upstream (a stale idle connection), or it is
+                // replayable: once more, on a new connection.
                 release(connection, key: key, reusable: false)
+                guard !resent else { throw failure.error }
+                resent = true
             } catch {
                 release(connection, key: key, reusable: false)
                 throw error
@@ -117,8 +128,10 @@ final class PooledUpstreamClient: Sendable {
         let idle = pools.withLock { pools in
             var closing: [UpstreamConnection] = []
             for key in pools.keys {
-                closing += pools[key]!.idle.map(\.connection)
-                pools[key]!.open -= pools[key]!.idle.count
+                for (connection, _) in pools[key]!.idle where connection.retire() {
+                    pools[key]!.open -= 1
+                    closing.append(connection)
+                }
                 pools[key]!.idle = []
             }
             return closing
@@ -142,7 +155,8 @@ final class PooledUpstreamClient: Sendable {
         case full
     }
 
-    private func acquire(_ key: PoolKey, eventLoop: (any EventLoop)?) async throws -> (UpstreamConnection, reused: Bool) {
+    /// A connection for one exchange: the most recently used idle one, unless `fresh`, else a new one.
+    private func acquire(_ key: PoolKey, eventLoop: (any EventLoop)?, fresh: Bool) async throws -> UpstreamConnection {
         let now = ContinuousClock.now
         let maxIdle = settings.maxIdleTime
         let limit = settings.maxConnectionsPerHost
@@ -152,13 +166,14 @@ final class PooledUpstreamClient: Sendable {
             defer { pools[key] = pool }
             // The oldest idle connections sit first: close those past their time.
             while let oldest = pool.idle.first, now - oldest.since > maxIdle || !oldest.connection.channel.isActive {
-                stale.append(pool.idle.removeFirst().connection)
-                pool.open -= 1
+                let connection = pool.idle.removeFirst().connection
+                if connection.retire() { pool.open -= 1 }
+                stale.append(connection)
             }
-            while let newest = pool.idle.popLast() {
+            while !fresh, let newest = pool.idle.popLast() {
                 if newest.connection.channel.isActive { return .pooled(newest.connection) }
+                if newest.connection.retire() { pool.open -= 1 }
                 stale.append(newest.connection)
-                pool.open -= 1
             }
             guard pool.open < limit else { return .full }
             pool.open += 1
@@ -167,12 +182,12 @@ final class PooledUpstreamClient: Sendable {
         for connection in stale { connection.close() }
         switch acquired {
         case .pooled(let connection):
-            return (connection, true)
+            return connection
         case .full:
             throw UpstreamClientError.connectionLimit(limit)
         case .connect:
             do {
-                return (try await connect(key, eventLoop: eventLoop ?? group.next()), false)
+                return try await connect(key, eventLoop: eventLoop ?? group.next())
             } catch {
                 pools.withLock { $0[key]?.open -= 1 }
                 if let error = error as? ChannelError, case .connectTimeout = error { throw UpstreamClientError.connectTimeout }
@@ -184,15 +199,23 @@ final class PooledUpstreamClient: Sendable {
     /// Returns a connection after an exchange: to the pool when it can serve another, else closed.
     func release(_ connection: UpstreamConnection, key: PoolKey, reusable: Bool) {
         let keep = reusable && connection.channel.isActive
-        let kept = pools.withLock { pools -> Bool in
-            if keep {
+        pools.withLock { pools in
+            if keep, !connection.isRetired {
                 pools[key, default: HostPool()].idle.append((connection, ContinuousClock.now))
-                return true
+            } else if connection.retire() {
+                pools[key]?.open -= 1
             }
-            pools[key]?.open -= 1
-            return false
         }
-        if !kept { connection.close() }
+        if !keep { connection.close() }
+    }
+
+    /// A connection closed (by either side, busy or idle): it leaves the count and the idle list.
+    private func closed(_ connection: UpstreamConnection, key: PoolKey) {
+        pools.withLock { pools in
+            guard connection.retire() else { return }
+            pools[key]?.open -= 1
+            pools[key]?.idle.removeAll { $0.connection === connection }
+        }
     }
 
     private func connect(_ key: PoolKey, eventLoop: any EventLoop) async throws -> UpstreamConnection {
@@ -205,7 +228,11 @@ final class PooledUpstreamClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     try operations.addHandler(HTTPRequestEncoder())
-                    try operations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try operations.addHandler(
+                        ByteToMessageHandler(
+                            HTTPResponseDecoder(
+                                leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                                limitConfiguration: UpstreamConnectionHandler.decoderLimits)))
                     try operations.addHandler(NIOHTTPRequestHeadersValidator())
                     try operations.addHandler(UpstreamConnectionHandler(inbox: inbox))
                 }
@@ -213,7 +240,9 @@ final class PooledUpstreamClient: Sendable {
             .connect(host: host, port: key.port)
             .get()
         inbox.attach(channel)
-        return UpstreamConnection(channel: channel, inbox: inbox)
+        let connection = UpstreamConnection(channel: channel, inbox: inbox)
+        channel.closeFuture.whenComplete { [weak self] _ in self?.closed(connection, key: key) }
+        return connection
     }
 }
 
@@ -224,12 +253,16 @@ struct UpstreamRequestParts: Sendable {
     var body: ByteBuffer
     var headDeadline: NIODeadline
     var idleTimeout: TimeAmount
+    /// Carries an `Idempotency-Key`: the upstream deduplicates it, so it may be sent again.
+    var replayable: Bool
 }
 
 /// One pooled connection: its channel and the inbox its answers arrive in.
 final class UpstreamConnection: Sendable {
     let channel: any Channel
     let inbox: UpstreamInbox
+    /// Counted out of its pool: set once, by whoever closes or discards it first.
+    private let retired = Atomic<Bool>(false)
 
     init(channel: any Channel, inbox: UpstreamInbox) {
         self.channel = channel
@@ -243,6 +276,13 @@ final class UpstreamConnection: Sendable {
     func close() {
         channel.close(promise: nil)
     }
+
+    /// Marks the connection as counted out of its pool; true for the one caller that did it.
+    func retire() -> Bool {
+        retired.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+    }
+
+    var isRetired: Bool { retired.load(ordering: .relaxed) }
 }
 
 /// The head of an upstream answer, and its body to read.
@@ -277,14 +317,12 @@ final class PooledExchange: @unchecked Sendable {
     let connection: UpstreamConnection
     private let client: PooledUpstreamClient
     private let key: PooledUpstreamClient.PoolKey
-    private let keepAlive: Bool
     private var finished = false
 
-    init(connection: UpstreamConnection, client: PooledUpstreamClient, key: PooledUpstreamClient.PoolKey, keepAlive: Bool) {
+    init(connection: UpstreamConnection, client: PooledUpstreamClient, key: PooledUpstreamClient.PoolKey) {
         self.connection = connection
         self.client = client
         self.key = key
-        self.keepAlive = keepAlive
     }
 
     func next() async throws -> ByteBuffer? {
@@ -293,15 +331,19 @@ final class PooledExchange: @unchecked Sendable {
             switch try await connection.inbox.next() {
             case .body(let buffer):
                 return buffer
-            case .end:
+            case .end(let reusable):
                 finished = true
-                client.release(connection, key: key, reusable: keepAlive)
+                client.release(connection, key: key, reusable: reusable)
                 return nil
             case .head:
                 throw UpstreamClientError.protocolViolation("a second response head")
             case nil:
                 throw UpstreamClientError.closedMidResponse
             }
+        } catch let failure as UpstreamInbox.Resendable {
+            finished = true
+            client.release(connection, key: key, reusable: false)
+            throw failure.error
         } catch {
             finished = true
             client.release(connection, key: key, reusable: false)
@@ -311,247 +353,5 @@ final class PooledExchange: @unchecked Sendable {
 
     deinit {
         if !finished { client.release(connection, key: key, reusable: false) }
-    }
-}
-
-/// Where a connection's response parts wait for the task reading them. The event loop appends;
-/// one task at a time takes. When `highWatermark` parts are waiting, the connection stops reading
-/// from the socket until the reader has taken them down to `lowWatermark`.
-final class UpstreamInbox: Sendable {
-    static let highWatermark = 16
-    static let lowWatermark = 4
-
-    private struct State {
-        var parts = CircularBuffer<(HTTPClientResponsePart, ContinuousClock.Instant)>(initialCapacity: 4)
-        var requestSentAt: ContinuousClock.Instant?
-        var lastArrival = ContinuousClock.now
-        var waiter: UnsafeContinuation<HTTPClientResponsePart?, any Error>?
-        var failure: (any Error)?
-        var closed = false
-        /// The socket read held back because the inbox is full.
-        var readHeld = false
-        var channel: (any Channel)?
-    }
-
-    private let state = Mutex(State())
-
-    func attach(_ channel: any Channel) {
-        state.withLock { $0.channel = channel }
-    }
-
-    /// When the current request was written to the socket.
-    var requestSentAt: ContinuousClock.Instant? { state.withLock { $0.requestSentAt } }
-    /// When the part the reader took last arrived from the socket.
-    var lastArrival: ContinuousClock.Instant { state.withLock { $0.lastArrival } }
-
-    func requestSent(at instant: ContinuousClock.Instant) {
-        state.withLock { $0.requestSentAt = instant }
-    }
-
-    // MARK: event loop side
-
-    func deliver(_ part: HTTPClientResponsePart, at arrival: ContinuousClock.Instant) {
-        let waiter = state.withLock { state -> UnsafeContinuation<HTTPClientResponsePart?, any Error>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                state.lastArrival = arrival
-                return waiter
-            }
-            state.parts.append((part, arrival))
-            return nil
-        }
-        waiter?.resume(returning: part)
-    }
-
-    /// Whether the socket may be read now; if not, the read is held until the reader catches up.
-    func mayRead() -> Bool {
-        state.withLock { state in
-            if state.parts.count >= Self.highWatermark {
-                state.readHeld = true
-                return false
-            }
-            return true
-        }
-    }
-
-    /// The connection failed or closed: wakes the reader with the failure, or with the end.
-    func finish(_ failure: (any Error)?) {
-        let waiter = state.withLock { state -> UnsafeContinuation<HTTPClientResponsePart?, any Error>? in
-            if state.failure == nil, !state.closed { state.failure = failure }
-            state.closed = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        guard let waiter else { return }
-        if let failure { waiter.resume(throwing: failure) } else { waiter.resume(returning: nil) }
-    }
-
-    // MARK: reader side
-
-    private enum Take {
-        case part(HTTPClientResponsePart, resumeReading: (any Channel)?)
-        case failed(any Error)
-        case ended
-        case wait
-    }
-
-    private func take(_ state: inout State) -> Take {
-        if let (part, arrival) = state.parts.popFirst() {
-            state.lastArrival = arrival
-            var resume: (any Channel)?
-            if state.readHeld, state.parts.count <= Self.lowWatermark {
-                state.readHeld = false
-                resume = state.channel
-            }
-            return .part(part, resumeReading: resume)
-        }
-        if let failure = state.failure { return .failed(failure) }
-        if state.closed { return .ended }
-        return .wait
-    }
-
-    /// The next part of the answer; nil when the connection closed. Cancelling the reading task
-    /// closes the connection.
-    func next() async throws -> HTTPClientResponsePart? {
-        switch state.withLock({ take(&$0) }) {
-        case .part(let part, let resume):
-            resume?.read()
-            return part
-        case .failed(let error):
-            throw error
-        case .ended:
-            return nil
-        case .wait:
-            break
-        }
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<HTTPClientResponsePart?, any Error>) in
-                let outcome = state.withLock { state -> Take in
-                    let taken = take(&state)
-                    if case .wait = taken { state.waiter = continuation }
-                    return taken
-                }
-                switch outcome {
-                case .part(let part, let resume):
-                    resume?.read()
-                    continuation.resume(returning: part)
-                case .failed(let error):
-                    continuation.resume(throwing: error)
-                case .ended:
-                    continuation.resume(returning: nil)
-                case .wait:
-                    break
-                }
-            }
-        } onCancel: {
-            let channel = state.withLock { $0.channel }
-            finish(CancellationError())
-            channel?.close(promise: nil)
-        }
-    }
-}
-
-/// The last handler of an upstream connection: writes requests, arms their deadlines, and hands
-/// response parts to the inbox.
-final class UpstreamConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = UpstreamRequestParts
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let inbox: UpstreamInbox
-    private var headDeadline: NIODeadline?
-    private var idleTimeout = TimeAmount.seconds(60)
-    private var lastRead = NIODeadline.now()
-    private var awaiting = false
-    private var timer: Scheduled<Void>?
-
-    init(inbox: UpstreamInbox) {
-        self.inbox = inbox
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        headDeadline = request.headDeadline
-        idleTimeout = request.idleTimeout
-        lastRead = .now()
-        awaiting = true
-        armTimer(context: context)
-        context.write(wrapOutboundOut(.head(request.head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil)
-        context.write(wrapOutboundOut(.end(nil)), promise: promise)
-        inbox.requestSent(at: .now)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        lastRead = .now()
-        switch part {
-        case .head(let head) where head.status.code >= 100 && head.status.code < 200:
-            return  // informational: the real head follows
-        case .head:
-            headDeadline = nil
-            if awaiting { armTimer(context: context) }  // from now on, the idle timeout
-        case .end:
-            awaiting = false
-            timer?.cancel()
-            timer = nil
-        case .body:
-            break
-        }
-        inbox.deliver(part, at: .now)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if inbox.mayRead() { context.read() }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        inbox.finish(nil)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        inbox.finish(Self.describe(error))
-        context.close(promise: nil)
-    }
-
-    private static func describe(_ error: any Error) -> any Error {
-        if error is HTTPParserError || error is NIOHTTPDecoderError {
-            return UpstreamClientError.protocolViolation(String(describing: error))
-        }
-        return error
-    }
-
-    /// One timer per exchange: when it fires early (a part arrived meanwhile), it sets itself again.
-    private func armTimer(context: ChannelHandlerContext) {
-        timer?.cancel()
-        // Until the head arrives only its deadline applies: an engine answering a plain request is
-        // silent for the whole generation, and a stream's prefill may outlast the idle timeout.
-        let due = headDeadline ?? lastRead + idleTimeout
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: due) {
-            let (handler, context) = loopBound.value
-            handler.timerFired(context: context)
-        }
-    }
-
-    private func timerFired(context: ChannelHandlerContext) {
-        timer = nil
-        guard awaiting else { return }
-        let now = NIODeadline.now()
-        if let deadline = headDeadline {
-            if now >= deadline { expire(.headTimeout, context: context) } else { armTimer(context: context) }
-        } else if now >= lastRead + idleTimeout {
-            expire(.idleTimeout, context: context)
-        } else {
-            armTimer(context: context)
-        }
-    }
-
-    private func expire(_ error: UpstreamClientError, context: ChannelHandlerContext) {
-        awaiting = false
-        inbox.finish(error)
-        context.close(promise: nil)
     }
 }

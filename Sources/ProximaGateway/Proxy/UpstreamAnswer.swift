@@ -6,6 +6,9 @@ import NIOCore
 struct UpstreamAnswer: Sendable {
     var status: Int
     var contentType: String?
+    /// The answer's `content-encoding` (the gateway asks for `identity`, but an upstream may still
+    /// compress): relayed with a plain answer, whose bytes pass through as they are.
+    var contentEncoding: String?
     /// When the request went into the socket (pooled client only; AsyncHTTPClient does not say).
     var sentAt: ContinuousClock.Instant?
     var body: Body
@@ -46,5 +49,16 @@ struct UpstreamAnswer: Sendable {
                 }
             }
         }
+    }
+}
+
+extension InferenceProxy {
+    /// A stream the gateway cannot read event by event (compressed although `identity` was asked
+    /// for) is the upstream's protocol error, not bytes to relay as if they were events.
+    static func refusingCompressedStream(_ answer: UpstreamAnswer, stream: Bool) throws -> UpstreamAnswer {
+        guard stream, (200..<300).contains(answer.status), let encoding = answer.contentEncoding,
+            encoding.lowercased() != "identity"
+        else { return answer }
+        throw UpstreamClientError.protocolViolation("a stream with content-encoding '\(encoding)'")
     }
 }

@@ -3,6 +3,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -14,7 +16,7 @@ import Synchronization
 /// events then drops the connection; `stream-stall` sends one event then goes silent; `slow-stream`
 /// sends an event every 200 ms for 5 s; `slow-plain` answers a plain request after 2 s; `big` answers with
 /// 200 KB; `stream-error` sends an event then an error event; `stream-error-first` opens with an error
-/// event; `stream-late` sends its first event after 50 ms; `stream-comment-first` sends a `:` keep-alive at once and its first data 1 s later.
+/// event; `stream-late` sends its first event after 50 ms; `stream-comment-first` sends a `:` keep-alive at once and its first data 1 s later; `many-events` sends 40 events 20 ms apart (`many-events-stall`: then goes silent).
 final class FaultyUpstream: Sendable {
     let port: Int
     let received = Atomic<Int>(0)
@@ -145,6 +147,16 @@ final class FaultyUpstream: Sendable {
                 try await writer.write(ByteBuffer(string: Self.usageChunk + "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             }
+        case "many-events", "many-events-stall":
+            return sse { writer in
+                for index in 0..<40 {
+                    try await writer.write(ByteBuffer(string: Self.chunk("e\(index)")))
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                if model == "many-events-stall" { try await Task.sleep(for: .seconds(600)) }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            }
         default:
             if stream {
                 return sse { writer in
@@ -167,5 +179,149 @@ final class FaultyUpstream: Sendable {
                 defer { active.activeStreams.subtract(1, ordering: .relaxed) }
                 try await write(&writer)
             })
+    }
+}
+
+/// An upstream that reads requests like a server and answers with raw bytes scripted per request:
+/// what no well-behaved server sends (short bodies, bad chunks, unfinished or huge heads, trickles,
+/// early answers, closes after reading a request). Counts what it received, per request, so tests
+/// can tell a request sent once from one sent twice.
+final class ScriptedUpstream: Sendable {
+    enum Step: Sendable {
+        /// Write these bytes at once.
+        case send(String)
+        /// Write these bytes one at a time, `every` apart.
+        case trickle(String, every: TimeAmount)
+        case pause(TimeAmount)
+        /// Close the connection.
+        case close
+    }
+
+    /// When a request's script starts: after the whole request, or as soon as its head arrived (an
+    /// early answer, after which the connection reads nothing more).
+    enum Moment: Sendable {
+        case afterRequest
+        case atHead
+    }
+
+    /// A keep-alive answer with a length.
+    static func answer(_ body: String, status: String = "200 OK", headers: String = "") -> String {
+        "HTTP/1.1 \(status)\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\(headers)\r\n\(body)"
+    }
+
+    let port: Int
+    let connections = Atomic<Int>(0)
+    let closedConnections = Atomic<Int>(0)
+    /// Request heads read, and whole requests (head, body and end) read.
+    let heads = Atomic<Int>(0)
+    let requests = Atomic<Int>(0)
+    private let channel: any Channel
+
+    /// - Parameter script: the steps for the `request`-th request (from 0) on its connection.
+    static func start(
+        moment: Moment = .afterRequest, script: @escaping @Sendable (_ request: Int) -> [Step]
+    ) async throws -> ScriptedUpstream {
+        let box = Mutex<ScriptedUpstream?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        Handler(owner: { box.withLock { $0 } }, moment: moment, script: script))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let upstream = ScriptedUpstream(port: channel.localAddress?.port ?? 0, channel: channel)
+        box.withLock { $0 = upstream }
+        return upstream
+    }
+
+    private init(port: Int, channel: any Channel) {
+        self.port = port
+        self.channel = channel
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+
+    func stop() async throws { try await channel.close() }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = ByteBuffer
+        let owner: @Sendable () -> ScriptedUpstream?
+        let moment: Moment
+        let script: @Sendable (Int) -> [Step]
+        var index = 0
+
+        init(owner: @escaping @Sendable () -> ScriptedUpstream?, moment: Moment, script: @escaping @Sendable (Int) -> [Step]) {
+            self.owner = owner
+            self.moment = moment
+            self.script = script
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            owner()?.connections.add(1, ordering: .relaxed)
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            owner()?.closedConnections.add(1, ordering: .relaxed)
+            context.fireChannelInactive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head:
+                owner()?.heads.add(1, ordering: .relaxed)
+                if moment == .atHead {
+                    // Answer now and read nothing more: the request's body stays unread.
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                    startScript(context: context)
+                }
+            case .body:
+                break
+            case .end:
+                owner()?.requests.add(1, ordering: .relaxed)
+                if moment == .afterRequest { startScript(context: context) }
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+
+        private func startScript(context: ChannelHandlerContext) {
+            let steps = script(index)
+            index += 1
+            run(steps[...], context: context)
+        }
+
+        private func run(_ steps: ArraySlice<Step>, context: ChannelHandlerContext) {
+            guard let step = steps.first, context.channel.isActive else { return }
+            let rest = steps.dropFirst()
+            switch step {
+            case .send(let text):
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+                run(rest, context: context)
+            case .trickle(let text, let every):
+                guard let first = text.utf8.first else { return run(rest, context: context) }
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [first])), promise: nil)
+                let remaining = String(decoding: text.utf8.dropFirst(), as: UTF8.self)
+                later(every, ArraySlice([Step.trickle(remaining, every: every)] + rest), context: context)
+            case .pause(let amount):
+                later(amount, rest, context: context)
+            case .close:
+                context.close(promise: nil)
+            }
+        }
+
+        private func later(_ delay: TimeAmount, _ steps: ArraySlice<Step>, context: ChannelHandlerContext) {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: delay) {
+                let (handler, context) = bound.value
+                handler.run(steps, context: context)
+            }
+        }
     }
 }
