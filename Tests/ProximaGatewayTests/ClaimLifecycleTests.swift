@@ -30,6 +30,14 @@ import Glibc
         try await eventually { counts(gateway).allSatisfy { $0.inFlight == 0 && $0.awaiting == 0 && $0.prefill == 0 } }
     }
 
+    /// Requests the gateway has finished recording (whatever their outcome).
+    static func recorded(_ gateway: RunningGateway) -> Int {
+        let lines = String(decoding: gateway.gateway.metrics.exposition(), as: UTF8.self).split(separator: "\n")
+        return lines.filter { $0.hasPrefix("proxima_requests_total{") }.reduce(0) { total, line in
+            total + (Int(Double(line.split(separator: " ").last ?? "") ?? 0))
+        }
+    }
+
     // MARK: claims, unit
 
     static func state(endpoints: Int = 1) throws -> RoutingState {
@@ -194,6 +202,16 @@ import Glibc
                 }
             }
         }
+        // The requests must have been seen through before the counts mean anything: one still being read
+        // would claim its endpoint after the counts were found at zero. (A reset may discard a request
+        // unread, so the count is awaited until it stops moving rather than until it reaches 36.)
+        var last = -1
+        #expect(try await eventually {
+            try await Task.sleep(for: .milliseconds(300))
+            let now = Self.recorded(gateway)
+            defer { last = now }
+            return now == last && now > 0 && Self.counts(gateway).allSatisfy { $0.inFlight == 0 }
+        })
         #expect(try await Self.settled(gateway), "every claim ended: \(Self.counts(gateway))")
         // With a limit of 4 concurrent requests, a leak of four would refuse everything from here on.
         let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.streamBody)
