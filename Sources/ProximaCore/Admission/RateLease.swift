@@ -28,6 +28,9 @@ public struct RateLease: Sendable, Equatable {
     public private(set) var expiresAt: Double
     /// Unused units of an expired lease, to give back to the shared limiter.
     public private(set) var returnDue: LeaseReturn?
+    /// After a refused grant, requests that the balance does not cover are refused until then
+    /// without asking the shared limiter again.
+    public private(set) var blockedUntil: Double = -.infinity
     /// This replica's demand, units per second.
     public private(set) var demand: DemandRate
     /// The shared limit as the last grant saw it, and when.
@@ -54,6 +57,7 @@ public struct RateLease: Sendable, Equatable {
             balance -= units
             return .admitted
         }
+        if now < blockedUntil { return .refused(retryAfter: blockedUntil - now) }
         let needed = units - balance
         let size = Self.leaseSize(
             perMinute: perMinute, replicas: replicas, demandPerSecond: demand.perSecond(at: now), settings: settings,
@@ -61,17 +65,26 @@ public struct RateLease: Sendable, Equatable {
         return .needsLease(LeaseRequest(units: size, minimum: AdmissionArithmetic.wholeUnits(needed.rounded(.up))))
     }
 
-    /// Takes in what the shared limiter granted; a grant of zero units changes only the view of
-    /// the shared limit. Then ``admit(cost:replicas:at:)`` the request again.
-    public mutating func receive(_ grant: RateGrant, at: Double) {
+    /// Takes in what the shared limiter granted for a request of `cost` units that
+    /// ``admit(cost:replicas:at:)`` sent to lease, and admits the request from it if it now fits.
+    /// After a refused grant (zero units) the request is refused with the grant's `retryAfter`, and
+    /// so are the requests the balance does not cover until that time has passed.
+    public mutating func receive(_ grant: RateGrant, cost: Int, at: Double) -> Bool {
         let now = AdmissionArithmetic.time(at, fallback: sharedSeenAt)
         shared = grant.snapshot
         sharedSeenAt = now
-        guard grant.units > 0 else { return }
+        guard grant.units > 0 else {
+            if let wait = grant.retryAfter { blockedUntil = now + wait }
+            return false
+        }
         expire(at: now)
         latestCharge = grant.charge
         balance = min(balance + Double(grant.units), AdmissionArithmetic.maximumUnits)
         expiresAt = now + settings.holdSeconds
+        let units = AdmissionArithmetic.units(cost)
+        guard units <= balance else { return false }
+        balance -= units
+        return true
     }
 
     /// Corrects an estimate once the real cost is known: a refund stays in the lease, usage beyond
@@ -135,8 +148,11 @@ public struct RateLease: Sendable, Equatable {
 /// A replica's answer to a request under a shared limit.
 public enum LeaseAdmission: Sendable, Equatable {
     case admitted
-    /// The lease does not cover the request: lease this from the shared limiter, then ask again.
+    /// The lease does not cover the request: lease this from the shared limiter and hand the grant
+    /// to ``RateLease/receive(_:cost:at:)``.
     case needsLease(LeaseRequest)
+    /// The shared limiter refused a lease a moment ago; it will have room after `retryAfter`.
+    case refused(retryAfter: Double)
 }
 
 /// Units to ask the shared limiter for: `units` if they fit, no fewer than `minimum`.

@@ -60,15 +60,18 @@ public struct RateLimitHeaders: Sendable, Equatable {
     /// 10^12 s are capped.
     public static func retryAfterSeconds(_ seconds: Double) -> Int {
         let clamped = AdmissionArithmetic.seconds(seconds)
-        return max(1, Int(clamped.rounded(.up)))
+        return max(1, Int((clamped - roundingNoise).rounded(.up)))
     }
+
+    /// Rounding up ignores this much (seconds): a wait computed as 1.5000000001 s is 1.5 s.
+    static let roundingNoise = 1e-7
 
     /// A reset time the way OpenAI writes it (Go's duration format): `0s`, `20ms`, `1s`, `1.5s`,
     /// `6m0s`, `1h0m0s`. Rounded up to the millisecond, so that a caller who waits that long finds
     /// room; NaN and negative times give `0s`, times beyond 10^12 s are capped.
     public static func resetDuration(_ seconds: Double) -> String {
         let clamped = AdmissionArithmetic.seconds(seconds)
-        let milliseconds = Int((clamped * 1000).rounded(.up))
+        let milliseconds = max(Int((clamped * 1000 - roundingNoise * 1000).rounded(.up)), 0)
         if milliseconds == 0 { return "0s" }
         if milliseconds < 1000 { return "\(milliseconds)ms" }
         let hours = milliseconds / 3_600_000

@@ -132,7 +132,10 @@ public struct RateLimiter: Sendable, Equatable {
 
     /// Admits as many units as fit, between `minimum` and `requested`, and charges them: how a
     /// replica takes a lease from a shared limit. `minimum` is raised to at least 1 and `requested`
-    /// to at least `minimum`.
+    /// to at least `minimum`. When not even `minimum` fits, the grant is refused with the wait
+    /// until all of `requested` fits (or `minimum`, if `requested` is more than the whole limit):
+    /// a replica that asks again only then needs one round trip per lease even when the limit
+    /// binds, instead of one per unit refilled.
     public mutating func grant(requested: Int, minimum: Int, at: Double) -> RateGrant {
         refill(to: at)
         let least = max(AdmissionArithmetic.units(minimum), 1)
@@ -142,8 +145,9 @@ public struct RateLimiter: Sendable, Equatable {
             return RateGrant(units: 0, retryAfter: nil, snapshot: currentSnapshot(afterCharging: 0), charge: nil)
         }
         guard least <= room else {
+            let wanted = most <= capacity ? most : least
             return RateGrant(
-                units: 0, retryAfter: AdmissionArithmetic.seconds((level + least - capacity) / ratePerSecond),
+                units: 0, retryAfter: AdmissionArithmetic.seconds((level + wanted - capacity) / ratePerSecond),
                 snapshot: currentSnapshot(afterCharging: 0), charge: nil)
         }
         let units = max(least, min(most, room.rounded(.down)))
