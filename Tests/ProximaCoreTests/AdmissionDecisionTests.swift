@@ -59,13 +59,18 @@ import Testing
         #expect(decision.headers.retryAfterSeconds == 6)  // 100 tokens short at 1,000 per minute
     }
 
-    @Test func theLongestWaitWinsAmongRateRefusals() {
-        var scopes = Scopes(key: ScopeLimits(requestsPerMinute: 1), tenant: ScopeLimits(tokensPerMinute: 100))
-        #expect(scopes.admit(tokens: 100).decision.isAdmitted)
-        // The key waits 30 s more for its next request, the tenant 42 s for 70 more tokens.
-        let refusal = scopes.admit(tokens: 120, at: Self.now + 30).decision.refusal
+    @Test func theLongestWaitWinsAmongRateRefusals() throws {
+        var scopes = Scopes(key: ScopeLimits(requestsPerMinute: 1), tenant: ScopeLimits(tokensPerMinute: 600))
+        let ticket = try #require(scopes.admit(tokens: 300).ticket)
+        // The answer used 900 tokens: the tenant owes 600 beyond its estimate.
+        scopes.tenant?.finish(ticket, promptTokens: 450, completionTokens: 450, price: .free, at: Self.now)
+        #expect(scopes.tenant?.tokens?.level == 900)
+        // At 30 s the key waits 30 s more for its next request, the tenant 60 s for 600 tokens.
+        let refusal = scopes.admit(tokens: 600, at: Self.now + 30).decision.refusal
+        #expect(refusal?.reason == .tokens)
         #expect(refusal?.scope == .tenant)
-        #expect(refusal?.retryAfterSeconds == 42)
+        #expect(refusal?.retryAfterSeconds == 60)
+        // At 40 s the tenant has room for 50 tokens; the key still waits 20 s.
         let later = scopes.admit(tokens: 50, at: Self.now + 40).decision.refusal
         #expect(later?.reason == .requests)
         #expect(later?.scope == .key)

@@ -126,10 +126,12 @@ enum ArrivalPattern: CaseIterable {
             return
         }
         let grant = shared.grant(requested: 100, minimum: request.minimum, at: 0)
-        #expect(lease.receive(grant, cost: 1, at: 0))
+        let admitted = lease.receive(grant, cost: 1, at: 0)
+        #expect(admitted)
         #expect(lease.balance == 99)
         #expect(lease.takeReturn(at: 4.9) == nil)
-        let back = try #require(lease.takeReturn(at: 5))
+        let returned = lease.takeReturn(at: 5)
+        let back = try #require(returned)
         #expect(back.units == 99)
         #expect(lease.balance == 0)
         // The shared limiter refilled 500 units in 5 s, which covered the 100 charged: all gone.
@@ -144,7 +146,8 @@ enum ArrivalPattern: CaseIterable {
         var lease = RateLease(perMinute: 600, settings: LeaseSettings(tolerance: 0.5, leaseSeconds: 1, holdSeconds: 2), at: 0)
         var shared = RateLimiter(perMinute: 600, at: 0)
         if case .needsLease = lease.admit(cost: 1, replicas: 1, at: 0) {
-            #expect(lease.receive(shared.grant(requested: 50, minimum: 1, at: 0), cost: 1, at: 0))
+            let admitted = lease.receive(shared.grant(requested: 50, minimum: 1, at: 0), cost: 1, at: 0)
+            #expect(admitted)
         }
         #expect(lease.admit(cost: 1, replicas: 1, at: 1) == .admitted)
         guard case .needsLease = lease.admit(cost: 1, replicas: 1, at: 2) else {
@@ -159,7 +162,8 @@ enum ArrivalPattern: CaseIterable {
         var shared = RateLimiter(perMinute: 100_000, at: 0)
         if case .needsLease(let request) = lease.admit(cost: 1_000, replicas: 2, at: 0) {
             #expect(request.minimum == 1_000)
-            #expect(lease.receive(shared.grant(requested: request.units, minimum: request.minimum, at: 0), cost: 1_000, at: 0))
+            let admitted = lease.receive(shared.grant(requested: request.units, minimum: request.minimum, at: 0), cost: 1_000, at: 0)
+            #expect(admitted)
         }
         lease.settle(estimated: 1_000, actual: 3_000)
         #expect(lease.balance < 0)
@@ -173,7 +177,8 @@ enum ArrivalPattern: CaseIterable {
 
     @Test func theHeadersCountTheSharedLimitAndTheReplicasOwnUnits() {
         var cluster = LeasedCluster(perMinute: 6_000, replicas: 3)
-        #expect(cluster.admit(replica: 1, cost: 1, at: 0))
+        let admitted = cluster.admit(replica: 1, cost: 1, at: 0)
+        #expect(admitted)
         let snapshot = cluster.replicas[1].snapshot(at: 0)
         #expect(snapshot.limit == 6_000)
         #expect(snapshot.remaining == 5_999)
@@ -182,8 +187,8 @@ enum ArrivalPattern: CaseIterable {
 
     /// Three replicas behind a round-robin caller, limit N = 1,200 per minute, tolerance 5%: in
     /// every minute the replicas admit within 5% of N of what a single limiter would have admitted
-    /// from the same arrivals, and under sustained overload within N ± 5% from the second minute on
-    /// (the first adds the full bucket a new limit starts with).
+    /// from the same arrivals, and under sustained overload within N ± 5% once the full bucket a
+    /// new limit starts with is spent (arriving at 1.5 N, after two minutes).
     @Test(arguments: [(ArrivalPattern.saturating, 1 as UInt64), (.saturating, 2), (.changingEveryMinute, 3), (.changingEveryMinute, 4), (.onOff, 5), (.onOff, 6)])
     func threeReplicasAdmitWithinFivePercentOfOneLimiter(pattern: ArrivalPattern, seed: UInt64) {
         let perMinute = 1_200
@@ -200,7 +205,7 @@ enum ArrivalPattern: CaseIterable {
         let tolerance = Int(0.05 * Double(perMinute))
         for minute in 0..<minutes {
             #expect(abs(leased[minute] - ideal[minute]) <= tolerance, "minute \(minute): \(leased[minute]) vs \(ideal[minute])")
-            if pattern == .saturating && minute > 0 {
+            if pattern == .saturating && minute >= 3 {
                 #expect(abs(leased[minute] - perMinute) <= tolerance, "minute \(minute): \(leased[minute])")
             }
         }

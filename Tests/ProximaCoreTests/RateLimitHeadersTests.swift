@@ -3,9 +3,9 @@ import Testing
 
 @Suite struct RateLimitHeadersTests {
     @Test(arguments: [
-        (0.0, "0s"), (0.02, "20ms"), (0.0001, "1ms"), (0.999, "999ms"), (0.9991, "1s"), (1, "1s"), (1.5, "1.5s"),
-        (8.64, "8.64s"), (59.9999, "1m0s"), (90.5, "1m30.5s"), (360, "6m0s"), (372.413, "6m12.413s"),
-        (3_600, "1h0m0s"), (86_400 + 61.25, "24h1m1.25s"),
+        (0.0 as Double, "0s"), (0.02, "20ms"), (0.0001, "1ms"), (0.999, "999ms"), (0.9991, "1s"), (1.0, "1s"), (1.5, "1.5s"),
+        (8.64, "8.64s"), (59.9999, "1m0s"), (90.5, "1m30.5s"), (360.0, "6m0s"), (372.413, "6m12.413s"),
+        (3_600.0, "1h0m0s"), (86_400 + 61.25, "24h1m1.25s"),
     ])
     func resetTimesAreWrittenAsOpenAIDoes(seconds: Double, text: String) {
         #expect(RateLimitHeaders.resetDuration(seconds) == text)
@@ -18,7 +18,7 @@ import Testing
         #expect(RateLimitHeaders.resetDuration(1e300) == "277777777h46m40s")
     }
 
-    @Test(arguments: [(0.2, 1), (1.0, 1), (1.01, 2), (59.5, 60), (0, 1), (-4, 1), (Double.nan, 1), (1e300, 1_000_000_000_000)])
+    @Test(arguments: [(0.2, 1), (1.0, 1), (1.01, 2), (59.5, 60), (0.0, 1), (-4.0, 1), (Double.nan, 1), (1e300, 1_000_000_000_000)] as [(Double, Int)])
     func retryAfterIsWholeSecondsRoundedUpAndAtLeastOne(seconds: Double, value: Int) {
         #expect(RateLimitHeaders.retryAfterSeconds(seconds) == value)
     }

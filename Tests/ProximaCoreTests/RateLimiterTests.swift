@@ -94,23 +94,25 @@ import Testing
         #expect(limiter.settle(charge, actual: 1_500, at: 0) == 600)
         #expect(limiter.level == 1_500)
         #expect(limiter.snapshot(at: 0).remaining == 0)
-        // A bogus usage report cannot hold the scope for more than two minutes of refill.
+        // A bogus usage report cannot hold the scope for more than one more minute of refill.
         limiter.settle(charge, actual: Int.max, at: 0)
         #expect(limiter.level == limiter.maximumLevel)
-        #expect(abs((limiter.check(cost: 1, at: 0).retryAfter ?? 0) - 120.06) < 1e-6)
+        #expect(abs((limiter.check(cost: 1, at: 0).retryAfter ?? 0) - 60.06) < 1e-6)
     }
 
-    @Test func grantsHandOutWhatFitsBetweenTheMinimumAndTheRequest() throws {
+    @Test func grantsHandOutAllTheUnitsAskedForOrNone() throws {
         var limiter = RateLimiter(perMinute: 100, at: 0)
         let first = limiter.grant(requested: 70, minimum: 1, at: 0)
         #expect(first.units == 70)
-        #expect(limiter.grant(requested: 70, minimum: 1, at: 0).units == 30)
-        let refused = limiter.grant(requested: 10, minimum: 5, at: 0)
+        let refused = limiter.grant(requested: 40, minimum: 1, at: 0)
         #expect(refused.units == 0)
-        #expect(abs((refused.retryAfter ?? 0) - 6) < 1e-9)  // until all 10 fit
-        #expect(abs((limiter.grant(requested: 500, minimum: 5, at: 0).retryAfter ?? 0) - 3) < 1e-9)  // 500 never fit: until 5 do
-        #expect(limiter.grant(requested: 1, minimum: 101, at: 1_000).retryAfter == nil)
-        #expect(limiter.refund(units: 20, of: try #require(first.charge), at: 0) == 20)
+        #expect(abs((refused.retryAfter ?? 0) - 6) < 1e-9)  // until all 40 fit
+        #expect(limiter.grant(requested: 30, minimum: 1, at: 0).units == 30)
+        // More than the whole limit is cut to the limit; a minimum above it can never be granted.
+        #expect(abs((limiter.grant(requested: 500, minimum: 5, at: 0).retryAfter ?? 0) - 60) < 1e-9)
+        #expect(limiter.grant(requested: 1, minimum: 101, at: 0).retryAfter == nil)
+        let firstCharge = try #require(first.charge)
+        #expect(limiter.refund(units: 20, of: firstCharge, at: 0) == 20)
         #expect(limiter.grant(requested: 5, minimum: 0, at: 0).units == 5)
     }
 

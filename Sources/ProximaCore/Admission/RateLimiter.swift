@@ -130,30 +130,27 @@ public struct RateLimiter: Sendable, Equatable {
 
     // MARK: Bulk grants (leases)
 
-    /// Admits as many units as fit, between `minimum` and `requested`, and charges them: how a
-    /// replica takes a lease from a shared limit. `minimum` is raised to at least 1 and `requested`
-    /// to at least `minimum`. When not even `minimum` fits, the grant is refused with the wait
-    /// until all of `requested` fits (or `minimum`, if `requested` is more than the whole limit):
-    /// a replica that asks again only then needs one round trip per lease even when the limit
-    /// binds, instead of one per unit refilled.
+    /// Admits `requested` units at once if they fit, and charges them: how a replica takes a lease
+    /// from a shared limit. A request for more than the whole limit is cut to the limit, but never
+    /// below `minimum` (what the request at hand needs; more than the limit can never be granted).
+    /// When the units do not fit, the grant is refused with the wait until they do. Granting all or
+    /// nothing keeps a replica at one round trip per lease even when the limit binds: partial
+    /// grants would hand out the few units refilled since the last one, one round trip each.
     public mutating func grant(requested: Int, minimum: Int, at: Double) -> RateGrant {
         refill(to: at)
         let least = max(AdmissionArithmetic.units(minimum), 1)
-        let most = max(AdmissionArithmetic.units(requested), least)
-        let room = capacity - level + slack
         guard least <= capacity + slack else {
             return RateGrant(units: 0, retryAfter: nil, snapshot: currentSnapshot(afterCharging: 0), charge: nil)
         }
-        guard least <= room else {
-            let wanted = most <= capacity ? most : least
+        let wanted = max(min(AdmissionArithmetic.units(requested), capacity), least)
+        guard level + wanted <= capacity + slack else {
             return RateGrant(
                 units: 0, retryAfter: AdmissionArithmetic.seconds((level + wanted - capacity) / ratePerSecond),
                 snapshot: currentSnapshot(afterCharging: 0), charge: nil)
         }
-        let units = max(least, min(most, room.rounded(.down)))
-        let receipt = add(units)
+        let receipt = add(wanted)
         return RateGrant(
-            units: AdmissionArithmetic.wholeUnits(units), retryAfter: 0, snapshot: currentSnapshot(afterCharging: 0),
+            units: AdmissionArithmetic.wholeUnits(wanted), retryAfter: 0, snapshot: currentSnapshot(afterCharging: 0),
             charge: receipt)
     }
 
