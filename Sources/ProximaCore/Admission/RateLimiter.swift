@@ -14,8 +14,9 @@
 /// coarser than one token's worth of time at high limits, while a level keeps full precision.
 ///
 /// Never traps: negative costs count as zero, costs are capped at 2^53 units, NaN or infinite times
-/// count as no time passing, and times beyond ±10^12 s are clamped. A clock that goes backwards
-/// refills nothing; the limiter then counts from the earlier time.
+/// count as no time passing, and times beyond ±10^12 s are clamped. A clock that steps back by d
+/// seconds refills nothing then, and the limiter counts on from the earlier time, so those d
+/// seconds refill twice: pass a monotonic clock (budgets, not rate limits, need calendar time).
 public struct RateLimiter: Sendable, Equatable {
     /// The limit, at least 1.
     public let perMinute: Int
