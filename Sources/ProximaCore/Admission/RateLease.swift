@@ -1,10 +1,12 @@
 /// One replica's share of a rate limit that several gateway replicas enforce together through a
 /// shared counter, without a round trip per request.
 ///
-/// The shared counter is a ``RateLimiter`` kept in the store (its level and two times), changed
-/// atomically there. A replica takes a lease: a bulk ``RateLimiter/grant(requested:minimum:at:)``
-/// of L units, charged to the shared limiter at once; it admits requests locally from those units,
-/// and gives back what it has not used when the lease ends (``RateLimiter/refund(units:of:at:)``).
+/// The shared counter is a ``RateLimiter`` kept in the store (its level, two times and its refund
+/// total), changed atomically there. A replica takes a lease: L units granted all or nothing by
+/// ``RateLimiter/grant(requested:minimum:at:)`` and charged to the shared limiter at once; it
+/// admits requests locally from those units, and gives back what it has not used when the lease
+/// ends (``RateLimiter/refund(units:of:at:)``). After a refused grant it refuses what its units do
+/// not cover until a whole lease would fit, so the limit binding costs no extra round trips.
 /// Units are usable only until the lease expires (`holdSeconds` after the last grant), since the
 /// shared limiter starts refilling them as soon as they are charged.
 ///
