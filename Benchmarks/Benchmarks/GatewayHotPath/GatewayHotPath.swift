@@ -5,8 +5,8 @@ import ProximaCore
 @_spi(Benchmarks) import ProximaGateway
 
 // Microbenchmarks of the functions the gateway runs on every request: reading the request body,
-// rewriting it for the upstream, relaying the upstream's server-sent events, choosing an endpoint
-// and recording metrics. Inputs are built once, before any measurement; only the named calls run in
+// rewriting it for the upstream, relaying the upstream's server-sent events, choosing an endpoint,
+// recording metrics and admission (AdmissionBenchmarks.swift). Inputs are built once, before any measurement; only the named calls run in
 // the measured region.
 //
 // Metrics: wall time and malloc calls. `.instructions` is left out: on Linux it is read from the
@@ -30,6 +30,7 @@ let benchmarks: @Sendable () -> Void = {
     serverSentEventBenchmarks()
     routingBenchmarks()
     metricsBenchmarks()
+    admissionBenchmarks()
 }
 
 // MARK: - 1. Request parsing and the model rewrite
