@@ -215,6 +215,23 @@ import Testing
         }
     }
 
+    @Test func aCallerWaitingFor100ContinueGetsItAndThenItsAnswer() async throws {
+        try await withGateway { gateway in
+            let port = gateway.port
+            let (interim, answer) = try await Self.blocking {
+                let caller = try RawCaller(port: port)
+                caller.send(
+                    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                        + "Content-Length: \(Self.chatBody.utf8.count)\r\nConnection: close\r\n\r\n")
+                let interim = caller.readUntilClosed(timeout: 0.2)
+                caller.send(Self.chatBody)
+                return (interim, caller.readAnswer())
+            }
+            #expect(!interim.closed && interim.text.hasPrefix("HTTP/1.1 100 Continue"), "\(interim)")
+            #expect(answer?.status == 200)
+        }
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         try await withGateway { gateway in
             let port = gateway.port

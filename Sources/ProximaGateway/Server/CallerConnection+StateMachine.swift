@@ -13,7 +13,8 @@ enum CallerConnection {
         var keepAliveTimeout: TimeAmount
         var maxHeadBytes: Int
         /// How long a connection refused halfway keeps reading (and dropping) what the caller still
-        /// sends after its answer, so that closing does not reset the answer away.
+        /// sends after its answer, so that closing does not reset the answer away. The handler sets
+        /// its timer for it when lingering starts.
         var lingerTimeout: TimeAmount = .seconds(2)
 
         init(
@@ -39,7 +40,7 @@ enum CallerConnection {
 
         /// The timer looks at the deadlines at least this often. No deadline is shorter, so a
         /// deadline that starts between two looks never needs the timer moved earlier.
-        var checkInterval: TimeAmount { min(headerTimeout, bodyIdleTimeout, bodyTimeout, keepAliveTimeout, lingerTimeout) }
+        var checkInterval: TimeAmount { min(headerTimeout, bodyIdleTimeout, bodyTimeout, keepAliveTimeout) }
     }
 
     /// What the gateway tells a caller, or why it stops reading one.
@@ -147,28 +148,31 @@ enum CallerConnection {
     /// `chunked` (501), `Content-Length` with `Transfer-Encoding`, or `Content-Length` values that
     /// disagree (400). Nil when the framing is sound.
     static func framingProblem(_ headers: HTTPHeaders) -> Refusal? {
-        var codings: [Substring] = []
-        var lengths: [Substring] = []
+        // No allocation for the usual head (one plain Content-Length, or none).
+        var length: Substring?
+        var codings = 0
         for (name, value) in headers {
             if name.caseInsensitiveEquals("transfer-encoding") {
-                codings += value.split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+                for coding in value.split(separator: ",") {
+                    let coding = coding.trimmingSpaces
+                    if coding.isEmpty { continue }
+                    guard coding.caseInsensitiveEquals("chunked") else { return .unsupportedTransferEncoding(String(coding.prefix(64))) }
+                    codings += 1
+                }
             } else if name.caseInsensitiveEquals("content-length") {
-                lengths += value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+                let parts = value.utf8.contains(UInt8(ascii: ",")) ? value.split(separator: ",", omittingEmptySubsequences: false) : [value[...]]
+                for part in parts {
+                    let part = part.trimmingSpaces
+                    guard !part.isEmpty, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                        return .ambiguousLength("a Content-Length that is not a number")
+                    }
+                    if let length, length != part { return .ambiguousLength("Content-Length values that disagree") }
+                    length = part
+                }
             }
         }
-        if !codings.isEmpty {
-            if let other = codings.first(where: { !$0.caseInsensitiveEquals("chunked") }) {
-                return .unsupportedTransferEncoding(String(other.prefix(64)))
-            }
-            if codings.count > 1 { return .unsupportedTransferEncoding("chunked, chunked") }
-            if !lengths.isEmpty { return .ambiguousLength("Content-Length with Transfer-Encoding") }
-        }
-        if let first = lengths.first {
-            guard lengths.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }) else {
-                return .ambiguousLength("a Content-Length that is not a number")
-            }
-            if lengths.contains(where: { $0 != first }) { return .ambiguousLength("Content-Length values that disagree") }
-        }
+        if codings > 1 { return .unsupportedTransferEncoding("chunked, chunked") }
+        if codings == 1, length != nil { return .ambiguousLength("Content-Length with Transfer-Encoding") }
         return nil
     }
 

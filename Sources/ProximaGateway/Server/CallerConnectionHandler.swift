@@ -41,7 +41,7 @@ final class CallerConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        arm(at: NIODeadline.now() + min(machine.limits.checkInterval, machine.limits.headerTimeout), context: context)
+        arm(at: NIODeadline.now() + machine.limits.checkInterval, context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -72,6 +72,12 @@ final class CallerConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 CallerConnection.RequestFacts(head), framing: CallerConnection.framingProblem(head.headers), now: .now())
             if case .body = machine.reading {
                 context.fireChannelRead(data)
+                // The caller waits for leave to send its body; nothing else is being answered.
+                if machine.owed.count == 1, !head.version.isHTTP10, head.headers[canonicalForm: "expect"].contains(where: {
+                    $0.lowercased() == "100-continue"
+                }) {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+                }
             } else {
                 perform(action, context: context)
             }
@@ -184,6 +190,10 @@ final class CallerConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             written.whenComplete { _ in loopBound.value.close(promise: nil) }
         case .linger:
             // Stop writing; keep reading (and dropping) until the caller closes or the deadline.
+            if let deadline = machine.deadline {
+                timer?.cancel()
+                arm(at: deadline, context: context)
+            }
             guard let written else { return Self.stopWriting(context) }
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.whenComplete { _ in Self.stopWriting(loopBound.value) }
@@ -229,6 +239,10 @@ final class CallerConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         arm(at: next, context: context)
         perform(action, context: context)
     }
+}
+
+extension HTTPVersion {
+    fileprivate var isHTTP10: Bool { major == 1 && minor == 0 }
 }
 
 extension CallerConnection.StateMachine.Reading {
