@@ -210,6 +210,9 @@ import Testing
         #expect(machine.answerEnded(now: Self.at(1)) == .linger)
         #expect(machine.bytesReceived(100, now: Self.at(1)) == .drop)
         #expect(machine.takeReleasable() == 100, "the body's reservation is given back")
+        // Draining a caller that keeps sending is bounded.
+        #expect(machine.bytesReceived(200 * 1024, now: Self.at(1)) == .drop)
+        #expect(machine.bytesReceived(100 * 1024, now: Self.at(1)) == .dropAndClose)
         #expect(machine.inputClosed() == 0, "once")
     }
 

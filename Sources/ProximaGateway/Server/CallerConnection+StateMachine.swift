@@ -16,6 +16,9 @@ enum CallerConnection {
         /// sends after its answer, so that closing does not reset the answer away. The handler sets
         /// its timer for it when lingering starts.
         var lingerTimeout: TimeAmount = .seconds(2)
+        /// Bytes dropped while lingering before the connection closes anyway: draining a caller
+        /// that keeps sending after its final answer costs the gateway a read per chunk.
+        var lingerBytes = 256 * 1024
 
         init(
             headerTimeout: TimeAmount, bodyIdleTimeout: TimeAmount, bodyTimeout: TimeAmount, keepAliveTimeout: TimeAmount,
@@ -194,7 +197,7 @@ enum CallerConnection {
             case stopped(midMessage: Bool)
             /// The last answer is out; what the caller still sends is dropped until `until`, then
             /// the connection closes (closing at once could reset the answer away).
-            case lingering(until: NIODeadline)
+            case lingering(until: NIODeadline, dropped: Int)
         }
 
         enum Action: Equatable, Sendable {
@@ -213,6 +216,8 @@ enum CallerConnection {
         enum BytesAction: Equatable, Sendable {
             case forward
             case drop
+            /// Drop them and close: a lingering caller sent more than is worth draining.
+            case dropAndClose
         }
 
         /// How the head of the next answer must go out.
@@ -271,7 +276,15 @@ enum CallerConnection {
             case .body(let headAt, _, let reserved):
                 reading = .body(headAt: headAt, lastProgress: now, reserved: reserved)
                 return .forward
-            case .stopped, .lingering:
+            case .stopped:
+                return .drop
+            case .lingering(let until, let dropped):
+                let total = dropped &+ count
+                guard total <= limits.lingerBytes else {
+                    reading = .stopped(midMessage: false)
+                    return .dropAndClose
+                }
+                reading = .lingering(until: until, dropped: total)
                 return .drop
             }
         }
@@ -417,7 +430,7 @@ enum CallerConnection {
                 reading = .stopped(midMessage: false)
                 return .close
             }
-            reading = .lingering(until: now + limits.lingerTimeout)
+            reading = .lingering(until: now + limits.lingerTimeout, dropped: 0)
             return .linger
         }
 
@@ -449,7 +462,7 @@ enum CallerConnection {
                 return min(headAt + limits.bodyTimeout, lastProgress + limits.bodyIdleTimeout)
             case .stopped:
                 return nil
-            case .lingering(let until):
+            case .lingering(let until, _):
                 return until
             }
         }

@@ -62,7 +62,15 @@ final class CallerConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Bytes from the socket, before the decoder (``CallerByteMeter``); false: drop them.
     func bytesReceived(_ count: Int) -> Bool {
-        machine.bytesReceived(count, now: .now()) == .forward
+        switch machine.bytesReceived(count, now: .now()) {
+        case .forward:
+            return true
+        case .drop:
+            return false
+        case .dropAndClose:
+            context?.close(promise: nil)
+            return false
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
