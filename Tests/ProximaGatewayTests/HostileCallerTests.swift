@@ -180,6 +180,35 @@ import Testing
         }
     }
 
+    @Test func bodiesOverTheLimitGet413WhetherDeclaredOrChunked() async throws {
+        try await withGateway { gateway in
+            let port = gateway.port
+            let limit = gateway.gateway.configuration.server.maxRequestBodyBytes
+            func padded(_ size: Int) -> String {
+                let frame = #"{"model":"chat","messages":[{"role":"user","content":""}]}"#
+                return #"{"model":"chat","messages":[{"role":"user","content":""# + String(repeating: "a", count: size - frame.utf8.count) + #""}]}"#
+            }
+            func chunked(_ body: String) -> String {
+                // In 1,000-byte chunks.
+                var chunks = ""
+                var rest = Substring(body)
+                while !rest.isEmpty {
+                    let chunk = rest.prefix(1000)
+                    chunks += String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n"
+                    rest = rest.dropFirst(1000)
+                }
+                return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + "0\r\n\r\n"
+            }
+            #expect(try await Self.exchange(port, Self.post(padded(limit), headers: "Connection: close\r\n"))?.status == 200, "at the limit")
+            #expect(try await Self.exchange(port, chunked(padded(limit)))?.status == 200, "at the limit, chunked")
+            let declared = try await Self.exchange(port, Self.post(padded(limit + 1), headers: "Connection: close\r\n"))
+            #expect(declared?.status == 413 && Self.errorCode(declared?.body ?? "") == "request_too_large")
+            let streamed = try await Self.exchange(port, chunked(padded(limit + 1)))
+            #expect(streamed?.status == 413 && Self.errorCode(streamed?.body ?? "") == "request_too_large")
+            #expect(gateway.gateway.callers.bodyBudget.usedBytes == 0)
+        }
+    }
+
     @Test func aContentLengthShorterThanTheBodyReadsOnlyThatMuch() async throws {
         try await withGateway { gateway in
             let port = gateway.port
@@ -190,7 +219,7 @@ import Testing
                 return (caller.readAnswer(), caller.readUntilClosed(timeout: 5))
             }
             #expect(answer.0?.status == 400, "\(answer.0?.body ?? "none")")
-            #expect(answer.1.closed && answer.1.text.hasPrefix("HTTP/1.1 400"), "\(answer.1.text.prefix(200))")
+            #expect(answer.1.closed && answer.1.text.hasPrefix("HTTP/1.1 400"), "[\(answer.1.text.prefix(300))]")
         }
     }
 

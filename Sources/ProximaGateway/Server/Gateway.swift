@@ -213,14 +213,13 @@ struct ReloadOnHangup: Service {
         let firstClaim: EndpointClaim?
         do {
             let limit = state.snapshot.configuration.server.maxRequestBodyBytes
-            if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            let declared = request.headers[.contentLength].flatMap(Int.init)
+            if let declared, declared > limit {
                 throw GatewayError.bodyTooLarge(limit: limit)
             }
             let body: ByteBuffer
             do {
-                body = try await request.body.collect(upTo: limit)
-            } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-                throw GatewayError.bodyTooLarge(limit: limit)
+                body = try await Self.collect(request.body, declaredLength: declared, limit: limit)
             } catch let refusal as CallerConnection.Refusal {
                 // The connection stopped the body (a stall, bad chunks, the body memory budget).
                 throw refusal.gatewayError
@@ -253,6 +252,26 @@ struct ReloadOnHangup: Service {
             throw error
         }
         return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+    }
+
+    /// A request body, whole, up to `limit` bytes (413 past it). A body in one part is returned as
+    /// it is; a longer one goes into one buffer sized for its declared length, rather than one that
+    /// doubles (and is copied) as parts arrive: a 4 MB body held 4 MiB plus a 2 MiB copy at its peak.
+    static func collect(_ body: RequestBody, declaredLength: Int?, limit: Int) async throws -> ByteBuffer {
+        var parts = body.makeAsyncIterator()
+        guard var collected = try await parts.next() else { return ByteBuffer() }
+        guard collected.readableBytes <= limit else { throw GatewayError.bodyTooLarge(limit: limit) }
+        var sized = false
+        while var part = try await parts.next() {
+            guard part.readableBytes <= limit - collected.readableBytes else { throw GatewayError.bodyTooLarge(limit: limit) }
+            if !sized {
+                sized = true
+                let expected = max(declaredLength ?? 0, collected.readableBytes + part.readableBytes)
+                collected.reserveCapacity(minimumWritableBytes: expected - collected.readableBytes)
+            }
+            collected.writeBuffer(&part)
+        }
+        return collected
     }
 
     func modelList() -> Response {

@@ -54,7 +54,9 @@ final class RawCaller: @unchecked Sendable {
     /// Bytes read until the gateway closes the connection (or resets it), or `timeout` seconds
     /// pass; `closed` tells which.
     func readUntilClosed(timeout: Double) -> (text: String, closed: Bool) {
-        var received: [UInt8] = []
+        // Starting with what `readAnswer` read past its answer.
+        var received = pending
+        pending = []
         let end = Date().addingTimeInterval(timeout)
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
