@@ -110,3 +110,31 @@ import Testing
         #expect(ServerSentEventSummary(event: ByteBuffer(string: event)).isError)
     }
 }
+
+@Suite struct ServerSentEventMemoryTests {
+    /// Chunks that always end halfway through an event (so the splitter never starts empty): what
+    /// it keeps must not grow with the stream's length.
+    @Test func memoryDoesNotGrowWithTheStreamsLength() throws {
+        let event = "data: {\"choices\":[{\"delta\":{\"content\":\"" + String(repeating: "x", count: 48) + "\"}}]}\n\n"
+        let eventBytes = Array(event.utf8)
+        let size = eventBytes.count
+        var splitter = ServerSentEventSplitter()
+        var received = 0
+        var largest = 0
+        // The first chunk is half an event; then each chunk is the rest of one event and half the next.
+        try splitter.append(ByteBuffer(bytes: eventBytes[..<(size / 2)]))
+        for _ in 0..<20_000 {
+            var chunk = ByteBuffer(bytes: eventBytes[(size / 2)...])
+            chunk.writeBytes(eventBytes[..<(size / 2)])
+            try splitter.append(chunk)
+            while let next = splitter.nextEvent() {
+                #expect(next.readableBytes == size)
+                received += 1
+            }
+            largest = max(largest, splitter.retainedCapacity)
+        }
+        #expect(received == 20_000)
+        // 20,000 events are about 2 MB; the splitter holds one unfinished event and one chunk.
+        #expect(largest <= 4096, "the splitter kept \(largest) bytes")
+    }
+}

@@ -53,6 +53,7 @@ extension ProximaConfiguration {
         if let location = server.location {
             problems += Self.coordinateProblems(location.latitude, location.longitude, at: "server.location")
         }
+        problems += server.callers.problems(at: "server.callers", maxRequestBodyBytes: server.maxRequestBodyBytes)
         check(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logging.level),
               "logging.level", "must be one of trace, debug, info, notice, warning, error, critical; got '\(logging.level)'")
         check(["text", "json"].contains(logging.format), "logging.format", "must be text or json; got '\(logging.format)'")

@@ -62,6 +62,8 @@ public struct ServerSettings: Codable, Sendable, Equatable {
     public var location: Coordinates?
     /// Which HTTP client talks to plain-HTTP upstreams (HTTPS always goes through AsyncHTTPClient).
     public var upstreamClient: UpstreamClientKind
+    /// Deadlines and limits for the callers' side: connections, heads, bodies.
+    public var callers: CallerSettings
 
     public init(
         host: String = "127.0.0.1",
@@ -72,7 +74,8 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         maxConnectionsPerUpstream: Int = 16_384,
         maxAttempts: Int = 3,
         location: Coordinates? = nil,
-        upstreamClient: UpstreamClientKind = .pooled
+        upstreamClient: UpstreamClientKind = .pooled,
+        callers: CallerSettings = .init()
     ) {
         self.host = host
         self.port = port
@@ -83,6 +86,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.location = location
         self.upstreamClient = upstreamClient
+        self.callers = callers
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -92,6 +96,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         case maxAttempts = "max_attempts"
         case location
         case upstreamClient = "upstream_client"
+        case callers
     }
 
     public init(from decoder: any Decoder) throws {
@@ -108,6 +113,7 @@ public struct ServerSettings: Codable, Sendable, Equatable {
         maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
         location = try c.decodeIfPresent(Coordinates.self, forKey: .location)
         upstreamClient = try c.decodeIfPresent(UpstreamClientKind.self, forKey: .upstreamClient) ?? d.upstreamClient
+        callers = try c.decodeIfPresent(CallerSettings.self, forKey: .callers) ?? d.callers
     }
 }
 

@@ -112,6 +112,11 @@ public final class GatewayMetrics: Sendable {
         counter("proxima_hedges_total", [("model", model), ("outcome", outcome)]).increment()
     }
 
+    /// A caller refused or cut off by the server's own limits (`server.callers`), by reason.
+    func recordCallerRefusal(_ reason: String) {
+        counter("proxima_caller_refusals_total", [("reason", reason)]).increment()
+    }
+
     func recordCallerDisconnect(model: String) {
         counter("proxima_caller_disconnects_total", [("model", model)]).increment()
     }

@@ -23,6 +23,9 @@ import NIOCore
             pending = chunk
             searchFrom = 0
         } else {
+            // Events already handed out are dropped first, so the buffer holds one unfinished event
+            // and the new chunk, however long the stream runs.
+            pending.discardReadBytes()
             var chunk = chunk
             pending.writeBuffer(&chunk)
         }
@@ -38,6 +41,9 @@ import NIOCore
         searchFrom = 0
         return pending.readSlice(length: end)
     }
+
+    /// Bytes of storage the splitter keeps (read and unread).
+    var retainedCapacity: Int { pending.capacity }
 
     /// Bytes received after the last complete event (a stream that ended without a blank line).
     mutating func remainder() -> ByteBuffer? {

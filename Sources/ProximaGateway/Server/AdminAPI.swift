@@ -151,7 +151,9 @@ extension Gateway {
                 message: "The change was refused and nothing changed: \(fixed.joined(separator: ", ")) cannot change while the gateway runs; restart it to change them.")
         }
         do {
-            return try state.replace(configuration: configuration, environment: environment)
+            let snapshot = try state.replace(configuration: configuration, environment: environment)
+            callers.apply(configuration.server.callers)
+            return snapshot
         } catch {
             throw GatewayError(
                 status: .badRequest, type: "invalid_request_error", code: "invalid_configuration",

@@ -21,6 +21,8 @@ struct RequestIDMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch let error as GatewayError {
             response = Self.errorResponse(error)
+        } catch let refusal as CallerConnection.Refusal {
+            response = Self.errorResponse(refusal.gatewayError)
         } catch let error as any HTTPResponseError {
             response = Self.errorResponse(Self.translate(error, request: request))
         } catch is CancellationError {
