@@ -62,6 +62,9 @@ import Testing
          #"data: {"choices":[{"text":"a"}],"id":"x"}"# + "\n\n"),
         (#"data: {"choices":[{"text":"a"}], "usage": {"prompt_tokens":1}}"# + "\n\n", #"data: {"choices":[{"text":"a"}]}"# + "\n\n"),
         (#"data: {"usage":{"completion_tokens":2},"choices":[{"text":"a"}]}"# + "\r\n\r\n", #"data: {"choices":[{"text":"a"}]}"# + "\r\n\r\n"),
+        // Tabs and line breaks are JSON whitespace too: the comma must still go.
+        ("data: {\"choices\":[{\"text\":\"a\"}],\t\"usage\":{\"prompt_tokens\":1}\t}\n\n", "data: {\"choices\":[{\"text\":\"a\"}]\t}\n\n"),
+        ("data: {\"usage\":{\"prompt_tokens\":1}\t,\t\"choices\":[{\"text\":\"a\"}]}\n\n", "data: {\t\"choices\":[{\"text\":\"a\"}]}\n\n"),
     ])
     func cutsUsageOutOfAContentChunk(event: String, expected: String) throws {
         let buffer = ByteBuffer(string: event)
@@ -77,6 +80,35 @@ import Testing
         let body = ByteBuffer(string: #"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#)
         #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 12, completionTokens: 5))
         #expect(TokenUsage.read(responseBody: ByteBuffer(string: #"{"data":[]}"#)) == nil)
+    }
+
+    /// Token counts feed counters that refuse negative steps: an upstream's absurd counts are
+    /// clamped where they are read.
+    @Test func absurdUsageCountsAreClamped() {
+        let body = ByteBuffer(string: #"{"usage":{"prompt_tokens":-5,"completion_tokens":9223372036854775807}}"#)
+        #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 0, completionTokens: TokenUsage.maximumTokens))
+        #expect(TokenUsage.read(responseBody: ByteBuffer(string: #"{"usage":{"prompt_tokens":1e400}}"#)) == nil)
+    }
+
+    /// A stream whose chunks never end on an event boundary never empties the splitter's buffer:
+    /// what it holds stays about one chunk plus the unfinished event, whatever the stream's length
+    /// (it held 32 KB here before read events were discarded, 16 KB or less after).
+    @Test func memoryFollowsTheUnfinishedEventNotTheStreamsLength() throws {
+        var splitter = ServerSentEventSplitter()
+        let event = FaultyUpstream.chunk("token")
+        let stream = String(repeating: event, count: 20_000)
+        var rest = Substring(stream)
+        var events = 0
+        var largest = 0
+        while !rest.isEmpty {
+            // 1000-byte chunks: every chunk ends inside an event.
+            try splitter.append(ByteBuffer(string: String(rest.prefix(1_000))))
+            rest = rest.dropFirst(1_000)
+            while splitter.nextEvent() != nil { events += 1 }
+            largest = max(largest, splitter.bufferedCapacity)
+        }
+        #expect(events == 20_000)
+        #expect(largest < 16 * 1_024, "held \(largest) bytes for a \(stream.utf8.count)-byte stream")
     }
 }
 
