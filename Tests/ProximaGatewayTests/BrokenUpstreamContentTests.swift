@@ -19,6 +19,9 @@ import Testing
         ("plain answer ending in \\u", ScriptedUpstream.answer(cut), false),
         ("event ending in \\u", events("data: " + cut + "\n\ndata: [DONE]\n\n"), true),
         ("invalid JSON events", events("data: {\"choices\":[{]]\n\ndata: [DONE]\n\n"), true),
+        // Token counters refuse negative steps (a precondition in the Prometheus client).
+        ("negative usage in a plain answer", ScriptedUpstream.answer(#"{"id":"x","usage":{"prompt_tokens":-1,"completion_tokens":-7},"a":"\u00e9"}"#), false),
+        ("negative usage in an event", events(#"data: {"choices":[{"index":0,"delta":{"content":"caf\u00e9"}}],"usage":{"prompt_tokens":-1,"completion_tokens":-7}}"# + "\n\ndata: [DONE]\n\n"), true),
     ])
     func aTruncatedOrInvalidAnswerIsRelayedWithoutStoppingTheGateway(probe: String, answer: String, stream: Bool) async throws {
         let upstream = try await ScriptedUpstream.start { _ in [.send(answer)] }
@@ -28,7 +31,7 @@ import Testing
             let reply = try await TestHTTP.post(
                 gateway.baseURL + "/v1/chat/completions", json: stream ? GatewayProxyTests.streamBody : GatewayProxyTests.chatBody)
             #expect(reply.status == 200, "\(probe)")
-            #expect(reply.body.contains(#"\u"#) || reply.body.contains("{]]"), "\(probe): relayed as it came")
+            #expect(reply.body.contains(#"\u"#) || reply.body.contains("{]]"), "\(probe): relayed as it came: \(reply.body)")
         }
         #expect(try await TestHTTP.get(gateway.baseURL + "/healthz").status == 200, "\(probe)")
         #expect(try await eventually { gateway.gateway.state.current().1.statuses[0].inFlight == 0 }, "\(probe)")
