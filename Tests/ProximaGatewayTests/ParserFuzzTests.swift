@@ -18,7 +18,7 @@ import Testing
     /// input, each holding a value of the kind reported.
     @Test func theJSONScannerIsTotal() throws {
         var accepted = 0
-        try Fuzzing.run("json-scanner", seeds: Self.jsonSeeds, iterations: Fuzzing.iterations(default: 8_000)) { input, label in
+        try Fuzzing.run("json-scanner", seeds: Self.jsonSeeds, iterations: Fuzzing.iterations(default: 16_000)) { input, label in
             let members: [JSONScanner.Member]
             do {
                 members = try input.withUnsafeBytes { try JSONScanner.topLevelMembers(of: $0) }
@@ -69,7 +69,7 @@ import Testing
     @Test func requestParsingIsTotal() throws {
         var accepted = 0
         let operations: [InferenceOperation] = [.chatCompletions, .completions, .embeddings]
-        try Fuzzing.run("inference-request", seeds: Self.jsonSeeds.prefix(3).map { $0 }, iterations: Fuzzing.iterations(default: 5_000)) { input, label in
+        try Fuzzing.run("inference-request", seeds: Self.jsonSeeds.prefix(3).map { $0 }, iterations: Fuzzing.iterations(default: 10_000)) { input, label in
             let operation = operations[input.count % 3]
             let request: InferenceRequest
             do throws(GatewayError) {
@@ -107,7 +107,7 @@ import Testing
     @Test func theEventSplitterAndSummaryAreTotal() throws {
         var random = SplitMix64(seed: Fuzzing.seed)
         var events = 0
-        try Fuzzing.run("sse", seeds: Self.streamSeeds, iterations: Fuzzing.iterations(default: 3_000)) { input, label in
+        try Fuzzing.run("sse", seeds: Self.streamSeeds, iterations: Fuzzing.iterations(default: 4_000)) { input, label in
             var splitter = ServerSentEventSplitter(maximumEventBytes: 1_024)
             var output: [UInt8] = []
             var offset = 0
@@ -161,7 +161,7 @@ import Testing
     /// Plain answers: usage is read from any body without trapping and is always in range.
     @Test func usageOfPlainAnswersIsTotal() {
         let seeds = [EngineSamples.vllmAnswer, FaultyUpstream.plainAnswer].map { Array($0.utf8) }
-        Fuzzing.run("plain-answer", seeds: seeds, iterations: Fuzzing.iterations(default: 3_000)) { input, label in
+        Fuzzing.run("plain-answer", seeds: seeds, iterations: Fuzzing.iterations(default: 5_000)) { input, label in
             guard let usage = TokenUsage.read(responseBody: ByteBuffer(bytes: input)) else { return }
             #expect(usage.promptTokens >= 0 && usage.promptTokens <= TokenUsage.maximumTokens, "\(label)")
             #expect(usage.completionTokens >= 0 && usage.completionTokens <= TokenUsage.maximumTokens, "\(label)")
