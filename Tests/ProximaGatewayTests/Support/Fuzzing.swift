@@ -3,6 +3,10 @@ import ProximaCore
 import Synchronization
 import Testing
 
+/// The fuzz suites, one at a time: each keeps a core busy, and two at once would leave the other
+/// suites' gateways none (their deadlines are real).
+@Suite(.serialized) enum FuzzSuites {}
+
 /// A small deterministic fuzzer for the parsers that read what callers, engines, files and the admin
 /// API send. Every input is derived from a seed, so a failure names an input that can be made
 /// again: the suite, the seed document and the iteration.
@@ -112,11 +116,15 @@ enum Fuzzing {
     /// Runs `check` on every truncation of every seed and on `iterations` mutations, under a watchdog
     /// that stops the process with the input at fault when one input takes longer than `limit`
     /// (a parser that loops forever never lets a test report anything). Returns the inputs tried.
+    ///
+    /// It yields now and then: the suites run on the cooperative thread pool (two threads on two
+    /// cores), and seconds of work without a suspension would starve the other suites' gateways and
+    /// make their deadlines fail.
     @discardableResult
     static func run(
         _ suite: String, seeds: [[UInt8]], iterations: Int, cutEveryByteUpTo: Int = .max, limit: Duration = .seconds(10),
         _ check: (_ input: [UInt8], _ label: String) throws -> Void
-    ) rethrows -> Int {
+    ) async rethrows -> Int {
         let watchdog = Watchdog(suite: suite, limit: limit)
         defer { watchdog.stop() }
         let started = ContinuousClock.now
@@ -127,6 +135,7 @@ enum Fuzzing {
                 watchdog.begin(input, .cut(seed: index, length: length))
                 try check(input, "\(suite): seed \(index) cut at \(length)")
                 count += 1
+                if count % 32 == 0 { await Task.yield() }
             }
         }
         var random = SplitMix64(seed: seed ^ UInt64(truncatingIfNeeded: suite.utf8.reduce(5381) { ($0 << 5) &+ $0 &+ Int($1) }))
@@ -136,6 +145,7 @@ enum Fuzzing {
             watchdog.begin(input, .mutation(seed: which, iteration: iteration))
             try check(input, "\(suite): seed \(which) mutation \(iteration)")
             count += 1
+            if count % 32 == 0 { await Task.yield() }
         }
         report(suite, inputs: count, elapsed: ContinuousClock.now - started)
         return count
