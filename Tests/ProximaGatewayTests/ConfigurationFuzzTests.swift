@@ -186,5 +186,16 @@ extension FuzzSuites {
             }
             #expect(added > 0)
         }
+
+        /// Nesting 10,000 deep in an admin body or a file: refused with an error, no stack overflow.
+        @Test func nestingTenThousandDeepIsRefusedEverywhere() {
+            let arrays = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+            let objects = String(repeating: #"{"a":"#, count: 10_000) + "1" + String(repeating: "}", count: 10_000)
+            for value in [arrays, objects] {
+                #expect(throws: GatewayError.self) { try Gateway.merged(RoutingSettings(), patch: Data(#"{"policy":\#(value)}"#.utf8)) }
+                #expect(throws: (any Error).self) { try JSONDecoder().decode(EndpointSettings.self, from: Data(#"{"name":\#(value)}"#.utf8)) }
+            }
+            #expect(throws: InvalidConfiguration.self) { try ConfigurationLoader.parse(yaml: "routing: " + arrays) }
+        }
     }
 }
