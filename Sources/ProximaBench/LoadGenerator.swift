@@ -104,7 +104,7 @@ public final class LoadGenerator: Sendable {
         let start = ContinuousClock.now
         await withDiscardingTaskGroup { group in
             for (index, planned) in plan.requests.enumerated() {
-                let due = start + .nanoseconds(Int64(planned.sendAt * 1e9))
+                let due = start + .seconds(clampedSeconds: planned.sendAt)
                 if due > ContinuousClock.now { try? await Task.sleep(until: due, clock: .continuous) }
                 sent.add(1, ordering: .relaxed)
                 guard inFlight.load(ordering: .relaxed) < settings.maxInFlight else {

@@ -245,7 +245,7 @@ public enum OverheadRig {
             opened += batch
             try await Task.sleep(for: .milliseconds(100))
         }
-        while try await loop.submit({ tally.completed + tally.failed }).get() < streams, (ContinuousClock.now - started) < .seconds(timeout) {
+        while try await loop.submit({ tally.completed + tally.failed }).get() < streams, (ContinuousClock.now - started) < .seconds(clampedSeconds: timeout) {
             try await Task.sleep(for: .milliseconds(100))
         }
         watcher.cancel()

@@ -209,7 +209,7 @@ public enum RouterBenchmark {
         var samples: [Double] = []  // nanoseconds per decision
         samples.reserveCapacity(min(10_000_000, Int(settings.secondsPerCell * 1e9 / max(typical * Double(batch), 1)) + 16))
         var measured: Duration = .zero
-        let budget = Duration.nanoseconds(Int64(settings.secondsPerCell * 1e9))
+        let budget = Duration.seconds(clampedSeconds: settings.secondsPerCell)
         while measured < budget || samples.count < settings.minimumSamples {
             let start = clock.now
             for _ in 0..<batch {

@@ -38,7 +38,7 @@ final class EmulatedEndpoint: Sendable {
     /// One-way delay for a caller at `location`, or none when the caller did not say.
     func oneWayDelay(from header: String?) -> Duration {
         guard let location = Self.parseLocation(header) else { return .zero }
-        return .nanoseconds(Int64(roundTrip.roundTripSeconds(from: location, to: site.location) / 2 * 1e9))
+        return .seconds(clampedSeconds: roundTrip.roundTripSeconds(from: location, to: site.location) / 2)
     }
 
     static func parseLocation(_ header: String?) -> Coordinates? {

@@ -75,4 +75,25 @@ import ProximaCore
         #expect(!configuration.endpoints.isEmpty)
         #expect(try Fleet(configuration: configuration).models.count >= 2)
     }
+
+    /// `check-config` used to accept these, and the first request then trapped.
+    @Test func absurdNumbersInAFileAreRefusedNamingTheKey() throws {
+        let configuration = try ConfigurationLoader.parse(
+            yaml: """
+                server: {timeouts: {idle: .nan, total: .inf, connect: 1e300}}
+                endpoints:
+                  - {name: a, url: "http://127.0.0.1:8001/v1 HTTP/1.1", models: [m]}
+                routing:
+                  ttft_target_seconds: 1e300
+                  expected_output_tokens: 9223372036854775807
+                  hedging: {enabled: true, delay_factor: 1e300}
+                admin: {allowed_key_env: [HOSTED_KEY, PROXIMA_ADMIN_TOKEN]}
+                """)
+        #expect(configuration.admin.allowedKeyEnv == ["HOSTED_KEY", "PROXIMA_ADMIN_TOKEN"])
+        let paths = Set(configuration.problems().map(\.keyPath))
+        #expect(paths == [
+            "server.timeouts.idle", "server.timeouts.total", "server.timeouts.connect", "endpoints[0].url", "routing.ttft_target_seconds",
+            "routing.expected_output_tokens", "routing.hedging.delay_factor", "admin.allowed_key_env[1]",
+        ])
+    }
 }

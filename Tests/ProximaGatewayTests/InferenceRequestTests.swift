@@ -39,12 +39,26 @@ import Testing
         (#"{"model":"m","messages":[{}],"max_tokens":-1}"#, "invalid_request", "max_tokens"),
         (#"{"model":"m","messages":[{}],"max_tokens":1.5}"#, "invalid_request", "max_tokens"),
         (#"{"model":"m","messages":[{}],"n":0}"#, "invalid_request", "n"),
+        (#"{"model":"m","messages":[{}],"max_tokens":9223372036854775807}"#, "invalid_request", "max_tokens"),
+        (#"{"model":"m","messages":[{}],"max_tokens":2147483648}"#, "invalid_request", "max_tokens"),
+        (#"{"model":"m","messages":[{}],"max_completion_tokens":99999999999}"#, "invalid_request", "max_completion_tokens"),
+        (#"{"model":"m","messages":[{}],"max_tokens":1e400}"#, "invalid_json", nil),
+        (#"{"model":"m","messages":[{}],"max_tokens":1e3}"#, "invalid_request", "max_tokens"),
+        (#"{"model":"m","messages":[{}],"n":129}"#, "invalid_request", "n"),
+        (#"{"model":"m","messages":[{}],"n":9223372036854775807}"#, "invalid_request", "n"),
+        (#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":1}}"#, "invalid_request", "stream_options.include_usage"),
+        ("{\"model\":\"m\",\"messages\":[{\"content\":\"\\u\"}]}", "invalid_json", nil),
     ])
     func badChatRequestsNameTheField(text: String, code: String, param: String?) {
         let error = failure(text)
         #expect(error?.status == .badRequest)
         #expect(error?.code == code)
         #expect(error?.param == param)
+    }
+
+    @Test func theLargestMaxTokensAcceptedIsTwoToTheThirtyFirstMinusOne() throws {
+        #expect(try parse(#"{"model":"m","messages":[{}],"max_tokens":2147483647}"#).maxOutputTokens == 2_147_483_647)
+        #expect(try parse(#"{"model":"m","messages":[{}],"max_completion_tokens":0}"#).maxOutputTokens == 0)
     }
 
     @Test func completionsAndEmbeddingsNeedTheirInputField() {

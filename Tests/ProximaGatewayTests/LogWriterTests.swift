@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import ProximaGateway
 
@@ -32,5 +33,27 @@ import Glibc
         let text = String(decoding: received, as: UTF8.self)
         #expect(text.contains("lines dropped, the log's reader could not keep up"))
         #expect(text.split(separator: "\n").allSatisfy { $0.count == 99 || $0.hasPrefix("log: ") })
+    }
+}
+
+@Suite struct TextLogHandlerTests {
+    /// Text from outside (an upstream's error text, a caller's header) stays on one line and cannot
+    /// pass for more `key=value` pairs.
+    @Test func aTextLogLineStaysOneLineWhateverItCarries() {
+        var handler = TextLogHandler(label: "gateway")
+        handler.metadata = ["endpoint": "ep0"]
+        let upstreamText = "engine exploded\r\n2030-01-01T00:00:00Z critical gateway: forged line\u{1B}[31m\u{2028}end\ttab"
+        let event = LogEvent(
+            level: .warning, message: "upstream failed: \(upstreamText)",
+            metadata: ["reason": .string(upstreamText), "status": "502", "empty": ""], source: nil, file: #fileID, function: #function,
+            line: #line)
+        let line = handler.line(for: event)
+        #expect(line.hasSuffix("\n"))
+        #expect(line.dropLast().allSatisfy { !$0.isNewline }, "\(line)")
+        #expect(!line.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || $0.value == 0x1B || $0.value == 0x2028 })
+        #expect(line.contains(#"upstream failed: engine exploded\r\n2030-01-01T00:00:00Z critical gateway: forged line\u{1B}[31m\u{2028}end\ttab"#))
+        #expect(line.contains(#" reason="engine exploded\r\n2030-01-01T00:00:00Z critical gateway: forged line\u{1B}[31m\u{2028}end\ttab""#))
+        #expect(line.contains(" status=502") && line.contains(" endpoint=ep0") && line.contains(#" empty="""#))
+        #expect(TextLogHandler.value(#"a="b" c=d"#) == #""a=\"b\" c=d""#)
     }
 }

@@ -62,6 +62,9 @@ import Testing
          #"data: {"choices":[{"text":"a"}],"id":"x"}"# + "\n\n"),
         (#"data: {"choices":[{"text":"a"}], "usage": {"prompt_tokens":1}}"# + "\n\n", #"data: {"choices":[{"text":"a"}]}"# + "\n\n"),
         (#"data: {"usage":{"completion_tokens":2},"choices":[{"text":"a"}]}"# + "\r\n\r\n", #"data: {"choices":[{"text":"a"}]}"# + "\r\n\r\n"),
+        // Tabs and line breaks are JSON whitespace too: the comma must still go.
+        ("data: {\"choices\":[{\"text\":\"a\"}],\t\"usage\":{\"prompt_tokens\":1}\t}\n\n", "data: {\"choices\":[{\"text\":\"a\"}]\t}\n\n"),
+        ("data: {\"usage\":{\"prompt_tokens\":1}\t,\t\"choices\":[{\"text\":\"a\"}]}\n\n", "data: {\t\"choices\":[{\"text\":\"a\"}]}\n\n"),
     ])
     func cutsUsageOutOfAContentChunk(event: String, expected: String) throws {
         let buffer = ByteBuffer(string: event)
@@ -77,6 +80,14 @@ import Testing
         let body = ByteBuffer(string: #"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#)
         #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 12, completionTokens: 5))
         #expect(TokenUsage.read(responseBody: ByteBuffer(string: #"{"data":[]}"#)) == nil)
+    }
+
+    /// Token counts feed counters that refuse negative steps: an upstream's absurd counts are
+    /// clamped where they are read.
+    @Test func absurdUsageCountsAreClamped() {
+        let body = ByteBuffer(string: #"{"usage":{"prompt_tokens":-5,"completion_tokens":9223372036854775807}}"#)
+        #expect(TokenUsage.read(responseBody: body) == TokenUsage(promptTokens: 0, completionTokens: TokenUsage.maximumTokens))
+        #expect(TokenUsage.read(responseBody: ByteBuffer(string: #"{"usage":{"prompt_tokens":1e400}}"#)) == nil)
     }
 }
 

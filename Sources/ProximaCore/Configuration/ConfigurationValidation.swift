@@ -32,24 +32,31 @@ extension ProximaConfiguration {
         func check(_ condition: Bool, _ path: String, _ message: @autoclosure () -> String) {
             if !condition { problems.append(.init(path, message())) }
         }
+        typealias Bounds = ConfigurationBounds
+        func check(_ value: Double, _ range: ClosedRange<Double>, _ path: String, excludingLowerBound: Bool = false, unit: String = "") {
+            if let problem = Bounds.problem(value, in: range, excludingLowerBound: excludingLowerBound, unit: unit) {
+                problems.append(.init(path, problem))
+            }
+        }
+        func check(_ value: Int, _ range: ClosedRange<Int>, _ path: String) {
+            if let problem = Bounds.problem(value, in: range) { problems.append(.init(path, problem)) }
+        }
 
         check(!server.host.isEmpty, "server.host", "must not be empty")
         check((0...65535).contains(server.port), "server.port", "must be between 0 and 65535, got \(server.port)")
-        check(server.maxRequestBodyBytes > 0, "server.max_request_body_bytes", "must be positive")
-        check(server.maxResponseBodyBytes > 0, "server.max_response_body_bytes", "must be positive")
-        check(server.maxConnectionsPerUpstream > 0, "server.max_connections_per_upstream", "must be positive")
-        check(server.maxAttempts >= 1, "server.max_attempts", "must be at least 1")
+        check(server.maxRequestBodyBytes, 1...Bounds.maximumBodyBytes, "server.max_request_body_bytes")
+        check(server.maxResponseBodyBytes, 1...Bounds.maximumBodyBytes, "server.max_response_body_bytes")
+        check(server.maxConnectionsPerUpstream, 1...Bounds.maximumCount, "server.max_connections_per_upstream")
+        check(server.maxAttempts, 1...Bounds.maximumAttempts, "server.max_attempts")
         let timeouts: [(String, Double)] = [
             ("connect", server.timeouts.connect), ("first_byte", server.timeouts.firstByte),
             ("idle", server.timeouts.idle), ("total", server.timeouts.total),
         ]
         for (name, value) in timeouts {
-            check(value > 0, "server.timeouts.\(name)", "must be a positive number of seconds, got \(value)")
+            check(value, 0...Bounds.maximumSeconds, "server.timeouts.\(name)", excludingLowerBound: true, unit: "seconds")
         }
-        check(server.timeouts.shutdownGrace >= 0, "server.timeouts.shutdown_grace", "must not be negative")
-        check(
-            server.timeouts.perOutputToken >= 0 && server.timeouts.perOutputToken <= 60, "server.timeouts.per_output_token",
-            "must be between 0 and 60 seconds, got \(server.timeouts.perOutputToken)")
+        check(server.timeouts.shutdownGrace, 0...Bounds.maximumSeconds, "server.timeouts.shutdown_grace", unit: "seconds")
+        check(server.timeouts.perOutputToken, 0...60, "server.timeouts.per_output_token", unit: "seconds")
         if let location = server.location {
             problems += Self.coordinateProblems(location.latitude, location.longitude, at: "server.location")
         }
@@ -86,11 +93,11 @@ extension ProximaConfiguration {
                 servedModels.insert(model.name)
             }
             if let env = endpoint.apiKeyEnv {
-                check(!env.isEmpty && env.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" },
-                      "\(path).api_key_env", "must be an environment variable name, got '\(env)'")
+                check(Self.isVariableName(env), "\(path).api_key_env", "must be an environment variable name, got '\(env)'")
+                check(env != admin.tokenEnv, "\(path).api_key_env", "must not be the admin token's variable (admin.token_env)")
             }
             if let gpu = endpoint.gpu {
-                check(gpu.count >= 1, "\(path).gpu.count", "must be at least 1")
+                check(gpu.count, 1...Bounds.maximumGPUs, "\(path).gpu.count")
                 check(GPUProfile.named(gpu.profile) != nil, "\(path).gpu.profile",
                       "unknown GPU profile '\(gpu.profile)' (known: \(GPUProfile.catalog.keys.sorted().joined(separator: ", ")))")
             }
@@ -98,11 +105,11 @@ extension ProximaConfiguration {
                 for (name, value) in [("input_per_million", pricing.inputPerMillion),
                                       ("output_per_million", pricing.outputPerMillion),
                                       ("gpu_hour", pricing.gpuHour)] {
-                    if let value { check(value >= 0, "\(path).pricing.\(name)", "must not be negative") }
+                    if let value { check(value, 0...Bounds.maximumPrice, "\(path).pricing.\(name)", unit: "US dollars") }
                 }
             }
             if let limit = endpoint.maxConcurrency {
-                check(limit >= 1, "\(path).max_concurrency", "must be at least 1")
+                check(limit, 1...Bounds.maximumCount, "\(path).max_concurrency")
             }
         }
 
@@ -114,7 +121,7 @@ extension ProximaConfiguration {
             for alias in model.aliases {
                 check(modelNames.insert(alias).inserted, "\(path).aliases", "name '\(alias)' is already used")
             }
-            if let context = model.contextLength { check(context > 0, "\(path).context_length", "must be positive") }
+            if let context = model.contextLength { check(context, 1...Bounds.maximumTokens, "\(path).context_length") }
         }
         let logicalNames = Set(models.map(\.name))
         for (index, model) in models.enumerated() {
@@ -132,9 +139,18 @@ extension ProximaConfiguration {
         }
         problems += routing.problems(
             siteNames: endpoints.contains { $0.site == nil } ? siteNames.union([Fleet.defaultSiteName]) : siteNames)
-        check(!admin.tokenEnv.isEmpty && admin.tokenEnv.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" },
-              "admin.token_env", "must be an environment variable name, got '\(admin.tokenEnv)'")
+        check(Self.isVariableName(admin.tokenEnv), "admin.token_env", "must be an environment variable name, got '\(admin.tokenEnv)'")
+        for (index, name) in admin.allowedKeyEnv.enumerated() {
+            check(Self.isVariableName(name), "admin.allowed_key_env[\(index)]", "must be an environment variable name, got '\(name)'")
+            check(name != admin.tokenEnv, "admin.allowed_key_env[\(index)]",
+                  "must not be the admin token's variable: an admin could send the token to a host of their choice")
+        }
         return problems
+    }
+
+    /// Letters, digits and underscores: what an environment variable name may hold here.
+    static func isVariableName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 256 && name.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" }
     }
 
     /// Throws ``InvalidConfiguration`` listing every problem, or returns when there is none.

@@ -93,22 +93,30 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
             }
             checkName(name, "routing.routes.\(route)")
         }
+        typealias Bounds = ConfigurationBounds
+        func check(_ value: Double, _ range: ClosedRange<Double>, _ path: String, excludingLowerBound: Bool = false, unit: String = "") {
+            if let problem = Bounds.problem(value, in: range, excludingLowerBound: excludingLowerBound, unit: unit) {
+                problems.append(.init(path, problem))
+            }
+        }
         problems += weights.problems(at: "routing.weights")
-        if !(ttftTargetSeconds > 0) { problems.append(.init("routing.ttft_target_seconds", "must be positive")) }
+        check(ttftTargetSeconds, 0...Bounds.maximumShortSeconds, "routing.ttft_target_seconds", excludingLowerBound: true, unit: "seconds")
         if let site = centralSite, !siteNames.contains(site) {
             problems.append(.init("routing.central_site", "unknown site '\(site)'"))
         }
-        if !(tieTolerance >= 0) { problems.append(.init("routing.tie_tolerance", "must not be negative")) }
+        check(tieTolerance, 0...Bounds.maximumWeight, "routing.tie_tolerance")
         if !(sloMargin >= 0 && sloMargin < 1) { problems.append(.init("routing.slo_margin", "must be at least 0 and below 1")) }
-        if expectedOutputTokens < 1 { problems.append(.init("routing.expected_output_tokens", "must be at least 1")) }
+        if let problem = Bounds.problem(expectedOutputTokens, in: 1...Bounds.maximumExpectedOutputTokens) {
+            problems.append(.init("routing.expected_output_tokens", problem))
+        }
         for (name, policy) in policies.sorted(by: { $0.key < $1.key }) {
             let path = "routing.policies.\(name)"
             if PolicyKind(rawValue: name) != nil && PolicyKind(rawValue: name) != policy.kind {
                 problems.append(.init(path, "a named policy cannot reuse the built-in name '\(name)' for another kind"))
             }
             if let weights = policy.weights { problems += weights.problems(at: "\(path).weights") }
-            if let target = policy.ttftTargetSeconds, !(target > 0) {
-                problems.append(.init("\(path).ttft_target_seconds", "must be positive"))
+            if let target = policy.ttftTargetSeconds {
+                check(target, 0...Bounds.maximumShortSeconds, "\(path).ttft_target_seconds", excludingLowerBound: true, unit: "seconds")
             }
             if let site = policy.centralSite, !siteNames.contains(site) {
                 problems.append(.init("\(path).central_site", "unknown site '\(site)'"))
@@ -201,9 +209,10 @@ public struct AxisWeights: Codable, Sendable, Equatable {
 
     public func problems(at path: String) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        for (name, value) in [("ttft", ttft), ("cost", cost), ("affinity", affinity), ("headroom", headroom), ("proximity", proximity)]
-        where !(value >= 0 && value.isFinite) {
-            problems.append(.init("\(path).\(name)", "must be a non-negative number, got \(value)"))
+        for (name, value) in [("ttft", ttft), ("cost", cost), ("affinity", affinity), ("headroom", headroom), ("proximity", proximity)] {
+            if let problem = ConfigurationBounds.problem(value, in: 0...ConfigurationBounds.maximumWeight) {
+                problems.append(.init("\(path).\(name)", problem))
+            }
         }
         if problems.isEmpty && ttft + cost + affinity + headroom + proximity <= 0 {
             problems.append(.init(path, "at least one weight must be positive"))
@@ -244,9 +253,15 @@ public struct TelemetrySettings: Codable, Sendable, Equatable {
 
     func problems(at path: String) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        if !(scrapeIntervalSeconds >= 0) { problems.append(.init("\(path).scrape_interval_seconds", "must not be negative")) }
-        if !(staleAfterSeconds > 0) { problems.append(.init("\(path).stale_after_seconds", "must be positive")) }
-        if !(observationHalfLifeSeconds > 0) { problems.append(.init("\(path).observation_half_life_seconds", "must be positive")) }
+        typealias Bounds = ConfigurationBounds
+        if let problem = Bounds.problem(scrapeIntervalSeconds, in: 0...Bounds.maximumShortSeconds, unit: "seconds") {
+            problems.append(.init("\(path).scrape_interval_seconds", problem))
+        }
+        for (name, value) in [("stale_after_seconds", staleAfterSeconds), ("observation_half_life_seconds", observationHalfLifeSeconds)] {
+            if let problem = Bounds.problem(value, in: 0...Bounds.maximumSeconds, excludingLowerBound: true, unit: "seconds") {
+                problems.append(.init("\(path).\(name)", problem))
+            }
+        }
         return problems
     }
 }
@@ -281,26 +296,38 @@ public struct HedgingSettings: Codable, Sendable, Equatable {
 
     func problems(at path: String) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        if !(delayFactor >= 1) { problems.append(.init("\(path).delay_factor", "must be at least 1")) }
-        if !(minimumDelaySeconds >= 0) { problems.append(.init("\(path).minimum_delay_seconds", "must not be negative")) }
+        typealias Bounds = ConfigurationBounds
+        if let problem = Bounds.problem(delayFactor, in: 1...Bounds.maximumDelayFactor) {
+            problems.append(.init("\(path).delay_factor", problem))
+        }
+        if let problem = Bounds.problem(minimumDelaySeconds, in: 0...Bounds.maximumShortSeconds, unit: "seconds") {
+            problems.append(.init("\(path).minimum_delay_seconds", problem))
+        }
         return problems
     }
 }
 
-/// Who may use the admin API.
+/// Who may use the admin API, and what it may do.
 public struct AdminSettings: Codable, Sendable, Equatable {
     /// Environment variable holding the admin token; the admin API is off when it is not set.
     public var tokenEnv: String
+    /// The environment variables an endpoint added through the admin API may name as its
+    /// `api_key_env`. Empty by default: without it, whoever holds the admin token could add an
+    /// endpoint at a host of their choice that is sent any variable of the process (the admin token
+    /// itself, another endpoint's key) as its bearer token.
+    public var allowedKeyEnv: [String]
 
-    public init(tokenEnv: String = "PROXIMA_ADMIN_TOKEN") {
+    public init(tokenEnv: String = "PROXIMA_ADMIN_TOKEN", allowedKeyEnv: [String] = []) {
         self.tokenEnv = tokenEnv
+        self.allowedKeyEnv = allowedKeyEnv
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case tokenEnv = "token_env" }
+    enum CodingKeys: String, CodingKey, CaseIterable { case tokenEnv = "token_env", allowedKeyEnv = "allowed_key_env" }
 
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(in: decoder, known: CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tokenEnv = try c.decodeIfPresent(String.self, forKey: .tokenEnv) ?? AdminSettings().tokenEnv
+        allowedKeyEnv = try c.decodeIfPresent([String].self, forKey: .allowedKeyEnv) ?? []
     }
 }

@@ -40,7 +40,7 @@ public final class FleetRouter: Sendable {
         let client = UnitVector(request.clientLocation ?? defaultLocation)
         // Distances per site, computed once per decision: many endpoints share a site.
         var siteDistance = [Double](repeating: -1, count: fleet.siteNames.count)
-        let expectedOutput = Double(request.maxOutputTokens.map { min($0, 4 * policy.expectedOutputTokens) } ?? policy.expectedOutputTokens)
+        let expectedOutput = Double(policy.assumedOutputTokens(maxOutputTokens: request.maxOutputTokens))
         let staleAfter = telemetry.settings.staleAfterSeconds
         let facts = fleet.routingFacts
         var bests = Bests()
@@ -132,8 +132,9 @@ public final class FleetRouter: Sendable {
             return (.saturated, "at its admission limit (\(telemetry.statuses[index].inFlight) of \(limit) in flight)")
         }
         if let contextLength {
-            let needed = request.promptTokens + (request.maxOutputTokens ?? 0)
-            if needed > contextLength {
+            // Caller numbers: a sum that overflows is certainly too long.
+            let (needed, overflow) = request.promptTokens.addingReportingOverflow(request.maxOutputTokens ?? 0)
+            if overflow || needed > contextLength {
                 return (.contextTooLong, "prompt (\(request.promptTokens) tokens) plus max_tokens (\(request.maxOutputTokens ?? 0)) exceeds the context length \(contextLength)")
             }
         }
@@ -453,8 +454,10 @@ public final class FleetRouter: Sendable {
     }
 }
 
-/// Seconds as a short human string: "350 ms", "1.2 s".
+/// Seconds as a short human string: "350 ms", "1.2 s". Never traps, whatever the value.
 func formatSeconds(_ seconds: Double) -> String {
-    if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
+    guard seconds.isFinite else { return "\(seconds) s" }
+    if seconds < 1 { return "\(Int(saturating: (seconds * 1000).rounded())) ms" }
+    if seconds >= 1e15 { return "\(seconds) s" }
     return "\(Double(Int((seconds * 10).rounded())) / 10) s"
 }

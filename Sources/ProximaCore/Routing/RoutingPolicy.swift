@@ -38,6 +38,14 @@ public struct RoutingPolicy: Sendable, Equatable {
             expectedOutputTokens: settings.expectedOutputTokens)
     }
 
+    /// Output tokens the router assumes for a request: its `max_tokens` up to four times the
+    /// expected output, or the expected output when it sets none. Saturates instead of trapping.
+    public func assumedOutputTokens(maxOutputTokens: Int?) -> Int {
+        guard let maxOutputTokens else { return expectedOutputTokens }
+        let (cap, overflow) = expectedOutputTokens.multipliedReportingOverflow(by: 4)
+        return Swift.min(Swift.max(0, maxOutputTokens), overflow ? Int.max : cap)
+    }
+
     /// Every policy name a request may use: the built-in kinds and the configuration's named ones.
     public static func names(in settings: RoutingSettings) -> [String] {
         Array(Set(PolicyKind.allCases.map(\.rawValue)).union(settings.policies.keys)).sorted()

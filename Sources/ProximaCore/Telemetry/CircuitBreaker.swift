@@ -44,16 +44,21 @@ public struct BreakerSettings: Codable, Sendable, Equatable {
 
     func problems(at path: String) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        if failureThreshold < 1 { problems.append(.init("\(path).failure_threshold", "must be at least 1")) }
+        typealias Bounds = ConfigurationBounds
+        for (name, value) in [("failure_threshold", failureThreshold), ("minimum_requests", minimumRequests), ("half_open_probes", halfOpenProbes)] {
+            if let problem = Bounds.problem(value, in: 1...Bounds.maximumCount) { problems.append(.init("\(path).\(name)", problem)) }
+        }
         if !(failureRateThreshold > 0 && failureRateThreshold <= 1) {
             problems.append(.init("\(path).failure_rate_threshold", "must be in (0, 1], got \(failureRateThreshold)"))
         }
-        if minimumRequests < 1 { problems.append(.init("\(path).minimum_requests", "must be at least 1")) }
-        if !(openSeconds > 0) { problems.append(.init("\(path).open_seconds", "must be positive")) }
-        if !(maximumOpenSeconds >= openSeconds) {
+        if let problem = Bounds.problem(openSeconds, in: 0...Bounds.maximumSeconds, excludingLowerBound: true, unit: "seconds") {
+            problems.append(.init("\(path).open_seconds", problem))
+        }
+        if let problem = Bounds.problem(maximumOpenSeconds, in: 0...Bounds.maximumSeconds, unit: "seconds") {
+            problems.append(.init("\(path).maximum_open_seconds", problem))
+        } else if !(maximumOpenSeconds >= openSeconds) {
             problems.append(.init("\(path).maximum_open_seconds", "must be at least open_seconds (\(openSeconds))"))
         }
-        if halfOpenProbes < 1 { problems.append(.init("\(path).half_open_probes", "must be at least 1")) }
         return problems
     }
 }

@@ -130,9 +130,9 @@ public struct FleetTelemetry: Sendable {
         guard statuses.indices.contains(endpoint) else { return }
         statuses[endpoint].awaitingFirstToken = max(0, statuses[endpoint].awaitingFirstToken - 1)
         statuses[endpoint].pendingPrefillTokens = max(0, statuses[endpoint].pendingPrefillTokens - max(0, prefillTokens))
-        guard let ttft else { return }
+        guard let ttft, ttft.isFinite, ttft >= 0 else { return }
         statuses[endpoint].ttft = blend(statuses[endpoint].ttft, ttft)
-        if let predicted {
+        if let predicted, predicted.isFinite {
             let current = residual(endpoint, at: now)
             statuses[endpoint].ttftResidual = current + smoothing * ((ttft - predicted) - current)
             statuses[endpoint].residualUpdatedAt = now
@@ -170,10 +170,11 @@ public struct FleetTelemetry: Sendable {
         }
     }
 
-    /// Engine metrics were read (or could not be: `nil` with `reachable` false).
+    /// Engine metrics were read (or could not be: `nil` with `reachable` false). The values are
+    /// clamped to their ranges here, whoever made the snapshot.
     public mutating func recordEngineRead(_ endpoint: Int, snapshot: EngineLoadSnapshot?, at now: Double) {
         guard statuses.indices.contains(endpoint), let snapshot else { return }
-        statuses[endpoint].engine = snapshot
+        statuses[endpoint].engine = snapshot.clamped()
         statuses[endpoint].engineReadAt = now
         statuses[endpoint].inFlightAtRead = statuses[endpoint].inFlight
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import ProximaCore
 
 /// The OpenAI operations the gateway proxies.
 public enum InferenceOperation: String, Sendable, CaseIterable {
@@ -142,17 +143,20 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
                 includeUsageRange = usage.range
             }
         }
+        // Caller numbers enter here: each is range-checked so that no arithmetic on it can trap.
         var maxOutputTokens: Int?
         for name in ["max_completion_tokens", "max_tokens"] {
             guard maxOutputTokens == nil, let member = JSONScanner.member(name, in: members), member.kind != .null else { continue }
-            guard member.kind == .number, let value = JSONScanner.integer(at: member.range, in: bytes), value >= 0 else {
-                throw .invalidRequest("'\(name)' must be a non-negative integer", param: name)
+            guard member.kind == .number, let value = JSONScanner.integer(at: member.range, in: bytes),
+                (0...Self.maximumOutputTokens).contains(value)
+            else {
+                throw .invalidRequest("'\(name)' must be an integer from 0 to \(Self.maximumOutputTokens)", param: name)
             }
             maxOutputTokens = value
         }
         if let n = JSONScanner.member("n", in: members), n.kind != .null {
-            guard n.kind == .number, let value = JSONScanner.integer(at: n.range, in: bytes), value >= 1 else {
-                throw .invalidRequest("'n' must be a positive integer", param: "n")
+            guard n.kind == .number, let value = JSONScanner.integer(at: n.range, in: bytes), (1...Self.maximumChoices).contains(value) else {
+                throw .invalidRequest("'n' must be an integer from 1 to \(Self.maximumChoices)", param: "n")
             }
         }
         var end = bytes.count - 1
@@ -199,6 +203,11 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
 }
 
 extension InferenceRequest {
+    /// The largest `max_tokens` (or `max_completion_tokens`) accepted: 2^31 - 1, as engines take it.
+    static let maximumOutputTokens = ConfigurationBounds.maximumTokens
+    /// The largest `n` accepted (OpenAI's own limit).
+    static let maximumChoices = 128
+
     /// Bytes of input per prefix block: about 512 tokens at four bytes per token.
     static let prefixBlockBytes = 2_048
     /// Prefix blocks hashed at most (64 KiB of input); longer shared prefixes count as this long.

@@ -2,6 +2,11 @@
 /// document but materialises nothing except what is asked for: the members of the top-level object
 /// as (key, value byte range) pairs. The gateway reads the few fields it needs this way and passes
 /// the rest of the body through untouched.
+///
+/// It is strict and total, because it reads what callers and upstreams send: every input ends in a
+/// result or a ``SyntaxError`` after one pass (each step consumes a byte or throws), strings must be
+/// valid UTF-8 with every `\u` escape complete and surrogates paired, and nesting stops at
+/// ``maximumDepth``.
 struct JSONScanner {
     enum ValueKind: Equatable {
         case object, array, string, number, bool, null
@@ -16,9 +21,30 @@ struct JSONScanner {
         var keyStart: Int = 0
     }
 
+    /// Why a document was refused, and where.
     struct SyntaxError: Error, Equatable {
+        enum Code: Equatable, Sendable {
+            /// The document ends inside a value (a truncated body or event).
+            case unexpectedEnd
+            case unexpectedCharacter
+            case invalidNumber
+            case invalidLiteral
+            /// A backslash escape that JSON does not have, or `\u` without four hex digits.
+            case invalidEscape
+            /// A `\u` escape of a UTF-16 surrogate that is not part of a high-low pair.
+            case loneSurrogate
+            /// Bytes in a string that are not UTF-8 (overlong, surrogate, out-of-range or cut sequences).
+            case invalidUTF8
+            /// A raw control character (below U+0020) in a string.
+            case controlCharacter
+            case tooDeep
+            case notAnObject
+            case trailingData
+        }
+
         var offset: Int
         var reason: String
+        var code: Code = .unexpectedCharacter
     }
 
     static let maximumDepth = 64
@@ -37,12 +63,13 @@ struct JSONScanner {
         var scanner = JSONScanner(bytes)
         scanner.skipWhitespace()
         guard scanner.peek() == UInt8(ascii: "{") else {
-            throw SyntaxError(offset: scanner.position, reason: "the body must be a JSON object")
+            throw SyntaxError(
+                offset: scanner.position, reason: "the body must be a JSON object", code: bytes.isEmpty ? .unexpectedEnd : .notAnObject)
         }
         let members = try scanner.scanObjectMembers(depth: 1)
         scanner.skipWhitespace()
         guard scanner.position == bytes.count else {
-            throw SyntaxError(offset: scanner.position, reason: "unexpected data after the JSON object")
+            throw SyntaxError(offset: scanner.position, reason: "unexpected data after the JSON object", code: .trailingData)
         }
         return members
     }
@@ -58,7 +85,7 @@ struct JSONScanner {
         return members
     }
 
-    /// Decodes the JSON string literal at `range` (quotes included).
+    /// Decodes the JSON string literal at `range` (quotes included), which the scanner has validated.
     static func decodeString(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String {
         let inner = UnsafeRawBufferPointer(rebasing: bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
         if !inner.contains(UInt8(ascii: "\\")) {
@@ -139,7 +166,9 @@ struct JSONScanner {
         }
     }
 
-    private func error(_ reason: String) -> SyntaxError { SyntaxError(offset: position, reason: reason) }
+    private func error(_ reason: String, _ code: SyntaxError.Code = .unexpectedCharacter) -> SyntaxError {
+        SyntaxError(offset: position, reason: reason, code: position >= bytes.count ? .unexpectedEnd : code)
+    }
 
     private mutating func expect(_ byte: UInt8, _ what: String) throws(SyntaxError) {
         guard peek() == byte else { throw error("expected \(what)") }
@@ -181,11 +210,11 @@ struct JSONScanner {
         guard let byte = peek() else { throw error("unexpected end of data") }
         switch byte {
         case UInt8(ascii: "{"):
-            guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+            guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels", .tooDeep) }
             try skipContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), isObject: true, depth: depth + 1)
             return .object
         case UInt8(ascii: "["):
-            guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels") }
+            guard depth < Self.maximumDepth else { throw error("nesting deeper than \(Self.maximumDepth) levels", .tooDeep) }
             try skipContainer(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), isObject: false, depth: depth + 1)
             return .array
         case UInt8(ascii: "\""):
@@ -238,6 +267,8 @@ struct JSONScanner {
         }
     }
 
+    /// Scans a string literal from its opening quote: escapes complete and paired, raw bytes valid
+    /// UTF-8 and no control characters.
     private mutating func scanString() throws(SyntaxError) {
         position += 1
         while position < bytes.count {
@@ -246,42 +277,122 @@ struct JSONScanner {
                 position += 1
                 return
             }
-            if byte < 0x20 { throw error("control character in string") }
+            if byte < 0x20 { throw error("control character in string", .controlCharacter) }
+            if byte >= 0x80 {
+                try scanMultiByteCharacter()
+                continue
+            }
             if byte == UInt8(ascii: "\\") {
-                guard position + 1 < bytes.count else { break }
+                guard position + 1 < bytes.count else { throw error("unterminated string", .unexpectedEnd) }
                 switch bytes[position + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     position += 2
                 case UInt8(ascii: "u"):
-                    guard position + 6 <= bytes.count else { break }
-                    for offset in 2..<6 where Self.hexDigit(bytes[position + offset]) == nil {
-                        throw error("invalid \\u escape")
-                    }
-                    position += 6
+                    try scanUnicodeEscape()
                 default:
-                    throw error("invalid escape")
+                    throw error("invalid escape", .invalidEscape)
                 }
                 continue
             }
             position += 1
         }
-        throw error("unterminated string")
+        throw error("unterminated string", .unexpectedEnd)
+    }
+
+    /// Scans `\uXXXX` at `position`, and its low half when it is a high surrogate.
+    private mutating func scanUnicodeEscape() throws(SyntaxError) {
+        let value = try hexEscape(at: position)
+        switch value {
+        case 0xD800..<0xDC00:
+            position += 6
+            guard position + 1 < bytes.count else {
+                throw SyntaxError(offset: bytes.count, reason: "unterminated string", code: .unexpectedEnd)
+            }
+            guard bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                throw error("a high surrogate escape must be followed by a low one", .loneSurrogate)
+            }
+            let low = try hexEscape(at: position)
+            guard (0xDC00..<0xE000).contains(low) else {
+                throw error("a high surrogate escape must be followed by a low one", .loneSurrogate)
+            }
+            position += 6
+        case 0xDC00..<0xE000:
+            throw error("a low surrogate escape without a high one before it", .loneSurrogate)
+        default:
+            position += 6
+        }
+    }
+
+    /// The value of the `\uXXXX` escape starting at `start` (its backslash).
+    private func hexEscape(at start: Int) throws(SyntaxError) -> UInt32 {
+        var value: UInt32 = 0
+        for offset in 2..<6 {
+            guard start + offset < bytes.count else {
+                throw SyntaxError(offset: bytes.count, reason: "unterminated \\u escape", code: .unexpectedEnd)
+            }
+            guard let digit = Self.hexDigit(bytes[start + offset]) else {
+                throw SyntaxError(offset: start + offset, reason: "invalid \\u escape", code: .invalidEscape)
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    /// Scans one UTF-8 sequence of two to four bytes (RFC 3629: no overlong forms, no surrogates,
+    /// nothing above U+10FFFF).
+    private mutating func scanMultiByteCharacter() throws(SyntaxError) {
+        let lead = bytes[position]
+        let length: Int
+        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondRange = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondRange = 0x80...0x9F
+        case 0xF0: length = 4; secondRange = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondRange = 0x80...0x8F
+        default: throw error("invalid UTF-8 in string", .invalidUTF8)
+        }
+        for offset in 1..<length {
+            guard position + offset < bytes.count else {
+                throw SyntaxError(offset: bytes.count, reason: "unterminated string", code: .unexpectedEnd)
+            }
+            let byte = bytes[position + offset]
+            guard offset == 1 ? secondRange.contains(byte) : (0x80...0xBF).contains(byte) else {
+                throw SyntaxError(offset: position, reason: "invalid UTF-8 in string", code: .invalidUTF8)
+            }
+        }
+        position += length
     }
 
     private mutating func scanLiteral(_ literal: StaticString) throws(SyntaxError) {
         let count = literal.utf8CodeUnitCount
-        guard position + count <= bytes.count else { throw error("unexpected end of data") }
         let expected = UnsafeRawBufferPointer(start: literal.utf8Start, count: count)
-        for offset in 0..<count where bytes[position + offset] != expected[offset] {
-            throw error("invalid literal")
+        for offset in 0..<count {
+            guard position + offset < bytes.count else { throw SyntaxError(offset: bytes.count, reason: "unexpected end of data", code: .unexpectedEnd) }
+            guard bytes[position + offset] == expected[offset] else { throw error("invalid literal", .invalidLiteral) }
         }
         position += count
     }
 
+    /// Scans a number. One too large for a double (`1e400`, four hundred digits) is refused: JSON
+    /// leaves the range to implementations, and engines' parsers read it as infinity or refuse it.
     private mutating func scanNumber() throws(SyntaxError) {
+        let start = position
+        try scanNumberSyntax()
+        if position - start > 15 || bytes[start..<position].contains(where: { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            guard let value = Double(text), value.isFinite else {
+                throw SyntaxError(offset: start, reason: "number out of range", code: .invalidNumber)
+            }
+        }
+    }
+
+    private mutating func scanNumberSyntax() throws(SyntaxError) {
         if peek() == UInt8(ascii: "-") { position += 1 }
-        guard let first = peek(), Self.isDigit(first) else { throw error("invalid number") }
+        guard let first = peek(), Self.isDigit(first) else { throw error("invalid number", .invalidNumber) }
         if first == UInt8(ascii: "0") {
             position += 1
         } else {
@@ -289,13 +400,13 @@ struct JSONScanner {
         }
         if peek() == UInt8(ascii: ".") {
             position += 1
-            guard let byte = peek(), Self.isDigit(byte) else { throw error("invalid number") }
+            guard let byte = peek(), Self.isDigit(byte) else { throw error("invalid number", .invalidNumber) }
             while let byte = peek(), Self.isDigit(byte) { position += 1 }
         }
         if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
             position += 1
             if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { position += 1 }
-            guard let byte = peek(), Self.isDigit(byte) else { throw error("invalid number") }
+            guard let byte = peek(), Self.isDigit(byte) else { throw error("invalid number", .invalidNumber) }
             while let byte = peek(), Self.isDigit(byte) { position += 1 }
         }
     }

@@ -23,9 +23,9 @@ import NIOCore
             pending = chunk
             searchFrom = 0
         } else {
-            // Events already handed out are dropped first, so the buffer holds one unfinished event
-            // and the new chunk, however long the stream runs.
-            pending.discardReadBytes()
+            // Events already read sit before the reader index: drop them once they outweigh what is
+            // left, so that memory follows the unfinished event, not the stream's length.
+            if pending.readerIndex > 0 && pending.readerIndex >= pending.readableBytes { pending.discardReadBytes() }
             var chunk = chunk
             pending.writeBuffer(&chunk)
         }
@@ -130,16 +130,17 @@ public struct TokenUsage: Sendable, Equatable {
             if let usage = JSONScanner.member("usage", in: members), usage.kind == .object {
                 self.usage = TokenUsage.read(objectAt: usage.range, in: payload)
                 isUsageOnly = !hasChoices
-                // The member and the comma that joins it to a neighbour.
+                // The member and the comma that joins it to a neighbour (JSON whitespace between).
+                func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
                 var lower = usage.keyStart
                 var upper = usage.range.upperBound
                 var after = upper
-                while after < payload.count, payload[after] == 0x20 { after += 1 }
+                while after < payload.count, isSpace(payload[after]) { after += 1 }
                 if after < payload.count, payload[after] == UInt8(ascii: ",") {
                     upper = after + 1
                 } else {
                     var before = lower - 1
-                    while before > 0, payload[before] == 0x20 { before -= 1 }
+                    while before > 0, isSpace(payload[before]) { before -= 1 }
                     if before > 0, payload[before] == UInt8(ascii: ",") { lower = before }
                 }
                 usageMemberRange = (lower + payloadStart)..<(upper + payloadStart)
@@ -170,13 +171,20 @@ public struct TokenUsage: Sendable, Equatable {
 }
 
 extension TokenUsage {
+    /// The most tokens believed from one usage report; counts are clamped to `0...maximumTokens`,
+    /// since they feed counters that refuse negative steps and sums that must not overflow.
+    static let maximumTokens = Int(Int32.max)
+
     /// Reads `prompt_tokens` and `completion_tokens` of a usage object.
     static func read(objectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> TokenUsage? {
         guard let members = try? JSONScanner.members(ofObjectAt: range, in: bytes) else { return nil }
-        let prompt = JSONScanner.member("prompt_tokens", in: members).flatMap { JSONScanner.integer(at: $0.range, in: bytes) }
-        let completion = JSONScanner.member("completion_tokens", in: members).flatMap {
-            JSONScanner.integer(at: $0.range, in: bytes)
+        func count(_ name: String) -> Int? {
+            JSONScanner.member(name, in: members).flatMap { JSONScanner.integer(at: $0.range, in: bytes) }.map {
+                min(max($0, 0), maximumTokens)
+            }
         }
+        let prompt = count("prompt_tokens")
+        let completion = count("completion_tokens")
         guard prompt != nil || completion != nil else { return nil }
         return TokenUsage(promptTokens: prompt ?? 0, completionTokens: completion ?? 0)
     }

@@ -39,15 +39,6 @@ struct ProxySettings: Sendable {
     }
 }
 
-extension Duration {
-    /// A duration from seconds that cannot trap: negative and NaN give zero, values beyond a
-    /// century (including infinity) give a century.
-    static func seconds(clampedSeconds seconds: Double) -> Duration {
-        guard seconds > 0 else { return .zero }
-        return .nanoseconds(Int64(min(seconds, 3_153_600_000) * 1e9))
-    }
-}
-
 /// Sends a checked request to the endpoints of its route plan in order until one answers, and
 /// relays the answer: whole for plain requests, event by event for streams. A failure is retried on
 /// the next endpoint only while nothing has reached the caller; after that a stream ends with an
@@ -644,7 +635,7 @@ struct InferenceProxy: Sendable {
     func routeSummary(_ exchange: Exchange, candidate: RouteCandidate, endpoint: Endpoint) -> String {
         let evaluation = candidate.evaluation
         var summary = "policy=\(exchange.decision.policy); endpoint=\(endpoint.name)"
-        summary += "; ttft_ms=\(Int((evaluation.predictedTTFTSeconds * 1000).rounded()))"
+        summary += "; ttft_ms=\(Int(saturating: (evaluation.predictedTTFTSeconds * 1000).rounded()))"
         summary += "; cost_usd=\(RouteExplanation.decimal(evaluation.costUSD, digits: 8))"
         let candidates = exchange.decision.candidates
         if let runnerUp = candidates.first(where: { $0.endpoint != candidate.endpoint }) {

@@ -41,6 +41,11 @@ extension Gateway {
                 throw GatewayError.invalidRequest("the body is not an endpoint: \(Self.describe(error))")
             }
             var configuration = state.snapshot.configuration
+            if let problem = Self.adminEndpointProblem(endpoint, admin: configuration.admin) {
+                throw GatewayError(
+                    status: .badRequest, type: "invalid_request_error", code: "invalid_configuration", param: "api_key_env",
+                    message: "The change was refused and nothing changed: \(problem)")
+            }
             configuration.endpoints.append(endpoint)
             try applyAdminChange(configuration)
             logger.notice("endpoint added by the admin API", metadata: ["endpoint": "\(endpoint.name)"])
@@ -77,6 +82,16 @@ extension Gateway {
             return jsonResponse(
                 "{\"reloaded\":true,\"generation\":\(snapshot.generation),\"endpoints\":\(snapshot.fleet.endpoints.count)}")
         }
+    }
+
+    /// What the admin API may not do with an endpoint that the configuration file may: name an
+    /// `api_key_env` outside `admin.allowed_key_env`. Otherwise whoever holds the admin token could
+    /// send any variable of the process (the admin token itself, another endpoint's key) to a host of
+    /// their choice.
+    static func adminEndpointProblem(_ endpoint: EndpointSettings, admin: AdminSettings) -> String? {
+        guard let variable = endpoint.apiKeyEnv, !admin.allowedKeyEnv.contains(variable) else { return nil }
+        let allowed = admin.allowedKeyEnv.isEmpty ? "none are allowed" : "allowed: \(admin.allowedKeyEnv.joined(separator: ", "))"
+        return "api_key_env '\(variable)' is not in admin.allowed_key_env (\(allowed)); an endpoint added through the admin API may only read its key from a variable listed there"
     }
 
     /// Refuses a request without the admin token (constant-time comparison), or any request when

@@ -54,7 +54,7 @@ extension Gateway {
         let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
         let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
         let (snapshot, decision, _) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)
-        let expected = inference.maxOutputTokens.map { min($0, 4 * policy.expectedOutputTokens) } ?? policy.expectedOutputTokens
+        let expected = policy.assumedOutputTokens(maxOutputTokens: inference.maxOutputTokens)
         return jsonResponse(
             RouteExplanation.json(decision: decision, request: routeRequest, snapshot: snapshot, expectedOutputTokens: expected))
     }

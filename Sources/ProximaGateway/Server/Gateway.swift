@@ -52,8 +52,8 @@ public struct Gateway: Sendable {
         clientConfiguration.redirectConfiguration = .disallow
         clientConfiguration.decompression = .disabled
         clientConfiguration.timeout = .init(
-            connect: .milliseconds(Int64(configuration.server.timeouts.connect * 1000)),
-            read: .milliseconds(Int64(configuration.server.timeouts.idle * 1000)))
+            connect: .seconds(clampedSeconds: configuration.server.timeouts.connect),
+            read: .seconds(clampedSeconds: configuration.server.timeouts.idle))
         clientConfiguration.connectionPool = .init(
             idleTimeout: .seconds(60),
             concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.server.maxConnectionsPerUpstream)
@@ -72,8 +72,8 @@ public struct Gateway: Sendable {
             ? PooledUpstreamClient(
                 group: MultiThreadedEventLoopGroup.singleton,
                 settings: .init(
-                    connectTimeout: .milliseconds(Int64(server.timeouts.connect * 1000)),
-                    idleTimeout: .milliseconds(Int64(server.timeouts.idle * 1000)),
+                    connectTimeout: .seconds(clampedSeconds: server.timeouts.connect),
+                    idleTimeout: .seconds(clampedSeconds: server.timeouts.idle),
                     maxConnectionsPerHost: server.maxConnectionsPerUpstream, maxIdleTime: .seconds(60)))
             : nil
         self.proxy = InferenceProxy(
@@ -168,7 +168,7 @@ public struct Gateway: Sendable {
     public func serviceGroupConfiguration(services: [any Service], signals: [UnixSignal]) -> ServiceGroupConfiguration {
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
-        configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(self.configuration.server.timeouts.shutdownGrace * 1000))
+        configuration.maximumGracefulShutdownDuration = .seconds(clampedSeconds: self.configuration.server.timeouts.shutdownGrace)
         configuration.maximumCancellationDuration = .seconds(5)
         return configuration
     }

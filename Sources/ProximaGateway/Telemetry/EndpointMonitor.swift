@@ -31,8 +31,8 @@ struct EndpointMonitor: Service {
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
-                await checkAll(snapshot, timeout: .seconds(min(max(interval, 1), 5)))
-                try? await Task.sleep(for: .seconds(interval))
+                await checkAll(snapshot, timeout: .seconds(clampedSeconds: min(max(interval, 1), 5)))
+                try? await Task.sleep(for: .seconds(clampedSeconds: interval))
             }
         }
     }
