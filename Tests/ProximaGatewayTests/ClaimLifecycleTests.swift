@@ -127,44 +127,18 @@ import Glibc
     enum Departure { case halfClose, close, reset }
 
     static func send(_ request: String, port: Int, then departure: Departure, readAnswer: Bool = false) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw TestFailure("connect")
-        }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let caller = try RawCaller(port: port)
+        caller.send(request)
         switch departure {
         case .halfClose:
-            shutdown(fd, Int32(SHUT_WR))
+            caller.shutdownWrite()
+            return readAnswer ? caller.readUntilClosed(timeout: 10).text : ""
         case .close:
-            close(fd)
             return ""
         case .reset:
-            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-            close(fd)
+            caller.reset()
             return ""
         }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while readAnswer {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            answer += buffer[0..<count]
-        }
-        close(fd)
-        return String(decoding: answer, as: UTF8.self)
     }
 
     static func httpRequest(_ body: String, path: String = "/v1/chat/completions") -> String {

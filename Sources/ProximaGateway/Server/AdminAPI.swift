@@ -114,8 +114,6 @@ extension Gateway {
         }
     }
 
-    /// Reads the configuration again from its source and applies it (SIGHUP, `POST /admin/reload`).
-    @discardableResult
     /// The keys that differ between two configurations and only take effect at start: the listener,
     /// the upstream clients' connection settings (AsyncHTTPClient's are fixed when it is made), the
     /// shutdown grace (given to the service group at start) and logging (bootstrapped once).
@@ -135,6 +133,8 @@ extension Gateway {
         return keys
     }
 
+    /// Reads the configuration again from its source and applies it (SIGHUP, `POST /admin/reload`).
+    @discardableResult
     func reload() throws(GatewayError) -> RoutingSnapshot {
         guard let reloadSource else {
             throw GatewayError(
