@@ -381,7 +381,9 @@ enum CallerConnection {
             var readingEnds: Bool
             switch reading {
             case .stopped, .lingering: readingEnds = refusal == nil
-            case .head, .body: readingEnds = false
+            // Answered before its own body ended (a 413, say): the rest is not read, the connection ends.
+            case .body: readingEnds = true
+            case .head: readingEnds = false
             }
             if quiescing { readingEnds = true }
             if owed.count == 1, readingEnds { facts.keepAlive = false }
