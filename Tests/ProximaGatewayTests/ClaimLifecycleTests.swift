@@ -151,9 +151,9 @@ import Glibc
         try await GatewayProxyTests().withGateway([(upstream.baseURL, "ok")]) { gateway in
             for body in [Self.chatBody, Self.streamBody] {
                 let port = gateway.port
-                let answer = try await Task.detached {
+                let answer = try await onThread {
                     try Self.send(Self.httpRequest(body), port: port, then: .halfClose, readAnswer: true)
-                }.value
+                }
                 #expect(answer.contains("HTTP/1.1 200 OK"), "half-closing is legal HTTP: the caller is still reading")
                 #expect(answer.contains("Hello!") || answer.contains("data: [DONE]"))
             }
@@ -172,7 +172,7 @@ import Glibc
         for departure in [Departure.close, .reset, .halfClose] {
             for body in [Self.chatBody, Self.streamBody] {
                 for _ in 0..<6 {
-                    _ = try await Task.detached { try Self.send(Self.httpRequest(body), port: port, then: departure) }.value
+                    _ = try await onThread { try Self.send(Self.httpRequest(body), port: port, then: departure) }
                 }
             }
         }

@@ -32,8 +32,13 @@ import Testing
             return first ?? .seconds(999)
         }
         _ = try await timeToFirstByte(from: "50.11,8.68")
-        let near = try await timeToFirstByte(from: "50.11,8.68")
-        let far = try await timeToFirstByte(from: "-33.87,151.21")
+        // The quickest of three each: a busy machine only ever adds time, the round trip is the floor.
+        var near = Duration.seconds(999)
+        var far = Duration.seconds(999)
+        for _ in 0..<3 {
+            near = min(near, try await timeToFirstByte(from: "50.11,8.68"))
+            far = min(far, try await timeToFirstByte(from: "-33.87,151.21"))
+        }
         await gateway.stop()
         await fleet.stop()
         #expect(far - near > .milliseconds(250))

@@ -31,11 +31,8 @@ import Testing
         await upstream.stop()
     }
 
-    /// Blocking socket work off the cooperative pool (which also runs the gateway's handlers).
     static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-        }
+        try await onThread(work)
     }
 
     static func post(_ body: String, path: String = "/v1/chat/completions", headers: String = "") -> String {

@@ -113,14 +113,16 @@ import Testing
 
     @Test func aSlowReaderIsNotTakenForAnIdleUpstream() async throws {
         // 40 events 20 ms apart fill the inbox while the reader sleeps well past the idle timeout.
+        // (The timeout is a whole second so that a busy machine delaying the upstream's 20 ms pauses
+        // is not taken for its silence.)
         let upstream = try await FaultyUpstream.start()
-        let client = makeClient(idle: .milliseconds(300))
+        let client = makeClient(idle: .seconds(1))
         let response = try await client.execute(
             host: "127.0.0.1", port: upstream.port, head: head(),
             body: ByteBuffer(string: #"{"model":"many-events","stream":true}"#), headDeadline: .now() + .seconds(10))
         var iterator = response.body.makeAsyncIterator()
         var text = try await iterator.next().map { String(buffer: $0) } ?? ""
-        try await Task.sleep(for: .milliseconds(1500))
+        try await Task.sleep(for: .seconds(3))
         while let chunk = try await iterator.next() { text += String(buffer: chunk) }
         #expect(text.contains("\"e0\"") && text.contains("\"e39\"") && text.hasSuffix("data: [DONE]\n\n"))
         client.closeIdle()
@@ -130,13 +132,13 @@ import Testing
     @Test func theIdleTimerRestartsWhenTheReaderCatchesUp() async throws {
         // The same slow reader, but the upstream goes silent after its events: that silence is its own.
         let upstream = try await FaultyUpstream.start()
-        let client = makeClient(idle: .milliseconds(300))
+        let client = makeClient(idle: .seconds(1))
         let response = try await client.execute(
             host: "127.0.0.1", port: upstream.port, head: head(),
             body: ByteBuffer(string: #"{"model":"many-events-stall","stream":true}"#), headDeadline: .now() + .seconds(10))
         var iterator = response.body.makeAsyncIterator()
         var text = try await iterator.next().map { String(buffer: $0) } ?? ""
-        try await Task.sleep(for: .milliseconds(1500))
+        try await Task.sleep(for: .seconds(3))
         await #expect(throws: UpstreamClientError.idleTimeout) {
             while let chunk = try await iterator.next() { text += String(buffer: chunk) }
         }

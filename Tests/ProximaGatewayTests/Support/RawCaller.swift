@@ -4,6 +4,14 @@ import Foundation
 import Glibc
 #endif
 
+/// Blocking socket work on a thread of its own, off the cooperative pool (which also runs the
+/// gateways' handlers: two blocked pool threads on a 2-core machine stall every test in the process).
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 /// A caller on a raw TCP socket, for what an HTTP client will not send: partial heads, bytes one
 /// at a time, bad framing, many connections at once. Blocking calls; use from a detached task.
 final class RawCaller: @unchecked Sendable {
