@@ -1,4 +1,6 @@
 import NIOCore
+import ProximaCore
+import Synchronization
 
 /// Why supervised work stopped before it finished.
 enum SupervisionStop: Error, Equatable {
@@ -41,6 +43,7 @@ struct RequestSupervisor: Sendable {
         _ operation: () async throws -> Value
     ) async throws -> Value {
         guard let deadline else { return try await operation() }
+        if let eventLoop = channel?.eventLoop { return try await bounded(until: deadline, on: eventLoop, operation) }
         return try await withoutActuallyEscaping(operation) { escapable in
             let work = UncheckedSendableBox(escapable)
             return try await withThrowingTaskGroup(of: Outcome<Value>.self) { group in
@@ -64,10 +67,78 @@ struct RequestSupervisor: Sendable {
         }
     }
 
+    /// The deadline as a timer on the connection's event loop that cancels the one child task doing
+    /// the work: a request pays for one task, not for a second one sleeping beside it. When the timer
+    /// fired, the work's own outcome is dropped (whatever it holds ends itself) and the deadline is
+    /// what is thrown, as with the sleeping task.
+    private func bounded<Value: Sendable>(
+        until deadline: ContinuousClock.Instant,
+        on eventLoop: any EventLoop,
+        _ operation: () async throws -> Value
+    ) async throws -> Value {
+        let timer = DeadlineTimer()
+        return try await withoutActuallyEscaping(operation) { escapable in
+            let work = UncheckedSendableBox(escapable)
+            return try await withThrowingTaskGroup(of: Value.self) { group in
+                group.addTask {
+                    guard withUnsafeCurrentTask(body: { task in task.map { timer.register($0) } ?? false }) else {
+                        throw SupervisionStop.deadlineExceeded
+                    }
+                    defer { timer.unregister() }
+                    return try await work.value()
+                }
+                let left = deadline - ContinuousClock.now
+                let scheduled = eventLoop.scheduleTask(deadline: .now() + .nanoseconds(max(0, left.nanoseconds))) { timer.fire() }
+                defer { scheduled.cancel() }
+                let result: Result<Value?, any Error>
+                do { result = .success(try await group.next()) } catch { result = .failure(error) }
+                if timer.fired {
+                    if Task.isCancelled { throw CancellationError() }
+                    throw SupervisionStop.deadlineExceeded
+                }
+                switch result {
+                case .success(let value?): return value
+                case .success(nil): throw CancellationError()
+                case .failure(let error): throw error
+                }
+            }
+        }
+    }
+
     private enum Outcome<Value: Sendable>: Sendable {
         case finished(Value)
         case stopped(SupervisionStop)
     }
+}
+
+/// The state a deadline timer shares with the task it may cancel: the task is cancelled only while
+/// registered (under the lock), so a finished task is never touched.
+final class DeadlineTimer: Sendable {
+    private struct State: @unchecked Sendable {
+        var task: UnsafeCurrentTask?
+        var fired = false
+    }
+    private let state = Mutex(State())
+
+    /// False when the deadline passed before the work started.
+    func register(_ task: UnsafeCurrentTask) -> Bool {
+        state.withLock { state in
+            guard !state.fired else { return false }
+            state.task = task
+            return true
+        }
+    }
+
+    func unregister() { state.withLock { $0.task = nil } }
+
+    func fire() {
+        state.withLock { state in
+            state.fired = true
+            state.task?.cancel()
+        }
+    }
+
+    var fired: Bool { state.withLock { $0.fired } }
 }
 
 /// Carries a non-Sendable value into a child task that is awaited before the value's owner returns.
