@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .target(
@@ -37,9 +38,18 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ProximaStore",
+            dependencies: [
+                "ProximaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ProximaGateway",
             dependencies: [
                 "ProximaCore",
+                "ProximaStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -90,6 +100,7 @@ let package = Package(
             dependencies: [
                 "ProximaCore",
                 "ProximaGateway",
+                "ProximaStore",
                 "ProximaBench",
                 "ProximaEmulator",
                 "ProximaSimulator",
@@ -106,6 +117,11 @@ let package = Package(
         .testTarget(
             name: "ProximaCoreTests",
             dependencies: ["ProximaCore"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaStoreTests",
+            dependencies: ["ProximaCore", "ProximaStore"],
             swiftSettings: testSettings
         ),
         .testTarget(
