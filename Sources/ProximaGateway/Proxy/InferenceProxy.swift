@@ -157,8 +157,11 @@ struct InferenceProxy: Sendable {
             let sentAt = ContinuousClock.now
             let deadline = min(sentAt + headTimeout, totalDeadline)
             let cancelled = CancelledLegs()
+            // The pooled client keeps a plain request's deadline itself, as a timer on the upstream
+            // connection's event loop; other work is bounded by the supervisor, which costs a task.
+            let clientKeepsDeadline = !exchange.request.stream && hedge == nil && usesPooledClient(primary.endpoint)
             do {
-                let race = try await supervisor.run(until: deadline) {
+                let race = try await supervisor.run(until: clientKeepsDeadline ? nil : deadline) {
                     try await self.race(
                         exchange, primary: primary, hedge: hedge, hedgeDelay: hedgeDelay, sentAt: sentAt, headDeadline: deadline,
                         cancelled: cancelled)
@@ -449,6 +452,14 @@ struct InferenceProxy: Sendable {
                         error: .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than the gateway's limit of \(limit) bytes.")))
             } catch let error where !(error is CancellationError) && !Task.isCancelled {
                 let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
+                if kind == .timeout && headDeadline >= exchange.arrival + exchange.settings.total {
+                    // The request's own time limit ran out while the answer arrived: not the endpoint's fault.
+                    let error = GatewayError.upstreamTimeout("The request exceeded the total time limit before its answer was complete.")
+                    return .answered(
+                        WholeAnswer(
+                            status: error.status.code, body: ByteBuffer(), receivedAt: .now, upstreamWait: ContinuousClock.now - sentAt,
+                            error: error))
+                }
                 metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
                 return .answered(
                     WholeAnswer(
@@ -482,6 +493,8 @@ struct InferenceProxy: Sendable {
         return received - sentAt
     }
 
+    private func usesPooledClient(_ endpoint: Endpoint) -> Bool { pooled != nil && endpoint.url.scheme == "http" }
+
     /// Sends the request to one endpoint and waits for the head of its answer: through the pooled
     /// client for plain HTTP, else through AsyncHTTPClient.
     private func send(
@@ -499,12 +512,14 @@ struct InferenceProxy: Sendable {
         if let authorization = exchange.routing.authorizations[endpoint.index] { headers.add(name: "authorization", value: authorization) }
         if endpoint.engine == .emulated, let location = exchange.clientLocation { headers.add(name: "x-proxima-client-location", value: location) }
         let remaining = max(.nanoseconds(1), headDeadline - ContinuousClock.now)
-        if let pooled, endpoint.url.scheme == "http" {
+        if let pooled, usesPooledClient(endpoint) {
             let head = HTTPRequestHead(
                 version: .http1_1, method: .POST, uri: endpoint.url.basePath + request.operation.upstreamPath, headers: headers)
             let response = try await pooled.execute(
                 host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
-                headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
+                headDeadline: .now() + .nanoseconds(remaining.nanoseconds),
+                answerDeadline: request.stream ? .distantFuture : .now() + .nanoseconds(remaining.nanoseconds),
+                eventLoop: exchange.eventLoop)
             return try Self.refusingCompressedStream(
                 UpstreamAnswer(
                     status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
