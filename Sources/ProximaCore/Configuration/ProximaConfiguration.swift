@@ -175,6 +175,15 @@ public struct Coordinates: Codable, Sendable, Equatable, Hashable {
     public var latitude: Double
     public var longitude: Double
 
+    /// `latitude,longitude` in degrees (spaces allowed around each), within range; nil otherwise.
+    public init?(parsing text: String) {
+        let parts = text[...].trimmingSpaces().split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count == 2, let latitude = Double(parts[0].trimmingSpaces()), let longitude = Double(parts[1].trimmingSpaces()),
+            (-90...90).contains(latitude), (-180...180).contains(longitude)
+        else { return nil }
+        self.init(latitude: latitude, longitude: longitude)
+    }
+
     public init(latitude: Double, longitude: Double) {
         self.latitude = latitude
         self.longitude = longitude

@@ -28,6 +28,8 @@ public struct Gateway: Sendable {
     let startedAt = Date()
     let requestIDs = RequestIDGenerator()
     let proxy: InferenceProxy
+    /// The stages an inference request goes through (see `Pipeline/RequestPipeline.swift`).
+    let pipeline: RequestPipeline
     let environment: [String: String]
     /// What caller connections share: their limits, the connection limiter, the body budget.
     let callers: CallerResources
@@ -78,6 +80,7 @@ public struct Gateway: Sendable {
             : nil
         self.proxy = InferenceProxy(
             state: state, client: client, plainClient: plainClient, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
+        self.pipeline = RequestPipeline(route: RouteStage(state: state, metrics: metrics), proxy: proxy, metrics: metrics, logger: logger)
     }
 
     /// The HTTP routes of the gateway.
@@ -97,7 +100,7 @@ public struct Gateway: Sendable {
                 // keep-alive connection that has served one inference request kept about 70 KB
                 // (1,000 idle connections: 130 MB instead of 60); the child costs about 4% of
                 // throughput.
-                async let response = handleInference(operation, request: request, context: context)
+                async let response = pipeline.handle(operation, request: request, context: context)
                 return try await response
             }
         }
@@ -200,79 +203,6 @@ struct ReloadOnHangup: Service {
     public func upstreamClientService() -> some Service { UpstreamClientService(clients: [client, plainClient], pooled: pooledClient) }
 
     // MARK: handlers
-
-    func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
-        // From the connection's stamp when there is one: the hand-off to this handler counts too.
-        let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
-        let record = RequestRecord(
-            requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
-            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
-        // Failures before proxying are recorded here; from `forward` on, the proxy records every
-        // outcome itself (streams finish after this function has returned).
-        var exchange: InferenceProxy.Exchange
-        let firstClaim: EndpointClaim?
-        do {
-            let limit = state.snapshot.configuration.server.maxRequestBodyBytes
-            let declared = request.headers[.contentLength].flatMap(Int.init)
-            if let declared, declared > limit {
-                throw GatewayError.bodyTooLarge(limit: limit)
-            }
-            let body: ByteBuffer
-            do {
-                body = try await Self.collect(request.body, declaredLength: declared, limit: limit)
-            } catch let refusal as CallerConnection.Refusal {
-                // The connection stopped the body (a stall, bad chunks, the body memory budget).
-                throw refusal.gatewayError
-            }
-            let inference = try InferenceRequest(operation: operation, body: body)
-            let routing = state.snapshot
-            guard let model = routing.fleet.model(named: inference.model) else {
-                throw GatewayError.modelNotFound(inference.model)
-            }
-            record.identify(model: model.name, stream: inference.stream)
-            let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
-            let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
-            let (snapshot, decision, claim) = state.route(routeRequest, policy: policy, limit: routing.proxy.maxAttempts + 1)
-            metrics.recordRouteDecision(
-                policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
-                exclusions: decision.exclusions)
-            guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
-            exchange = InferenceProxy.Exchange(
-                request: inference, model: model, decision: decision, routing: snapshot, record: record, requestID: context.requestID,
-                arrival: record.arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
-            exchange.prefixBlocks = routeRequest.prefixBlocks
-            firstClaim = claim
-        } catch {
-            // A body that could not be read means the caller went away (499 in the nginx convention).
-            let status = (error as? GatewayError)?.status.code ?? 499
-            record.finish(endpoint: "none", status: status, usage: nil)
-            if status >= 500 {
-                logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
-            }
-            throw error
-        }
-        return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
-    }
-
-    /// A request body, whole, up to `limit` bytes (413 past it). A body in one part is returned as
-    /// it is; a longer one goes into one buffer sized for its declared length, rather than one that
-    /// doubles (and is copied) as parts arrive: a 4 MB body held 4 MiB plus a 2 MiB copy at its peak.
-    static func collect(_ body: RequestBody, declaredLength: Int?, limit: Int) async throws -> ByteBuffer {
-        var parts = body.makeAsyncIterator()
-        guard var collected = try await parts.next() else { return ByteBuffer() }
-        guard collected.readableBytes <= limit else { throw GatewayError.bodyTooLarge(limit: limit) }
-        var sized = false
-        while var part = try await parts.next() {
-            guard part.readableBytes <= limit - collected.readableBytes else { throw GatewayError.bodyTooLarge(limit: limit) }
-            if !sized {
-                sized = true
-                let expected = max(declaredLength ?? 0, collected.readableBytes + part.readableBytes)
-                collected.reserveCapacity(minimumWritableBytes: expected - collected.readableBytes)
-            }
-            collected.writeBuffer(&part)
-        }
-        return collected
-    }
 
     func modelList() -> Response {
         let data = state.snapshot.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
