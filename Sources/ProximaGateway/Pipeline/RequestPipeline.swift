@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -9,11 +10,14 @@ import ProximaCore
 ///
 /// | stage | type | stops a request with |
 /// |---|---|---|
+/// | identify | ``CallerIdentification`` | 401 with `WWW-Authenticate` (one answer for every bad credential) |
 /// | read | ``RequestPipeline/read(_:operation:limit:)`` + ``InferenceRequest`` | 413, 400 naming the field |
+/// | authorize | ``RequestPipeline/authorize(_:model:requested:)`` | 403 `model_not_allowed` |
 /// | route | ``RouteStage`` | 404, 400, 503 naming every exclusion |
 /// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte) |
 /// | account | ``RequestAccount`` | (books the outcome, once, whoever learns it) |
 struct RequestPipeline: Sendable {
+    let identify: CallerIdentification
     let route: RouteStage
     let proxy: InferenceProxy
     let metrics: GatewayMetrics
@@ -29,11 +33,15 @@ struct RequestPipeline: Sendable {
         let firstClaim: EndpointClaim?
         do {
             let routing = route.state.snapshot
+            let trust = routing.trust
+            let caller = try identify.identify(
+                request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
+                at: Date().timeIntervalSince1970)
             let inference = try await Self.read(request, operation: operation, limit: routing.configuration.server.maxRequestBodyBytes)
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
-            let hints = RouteHints(policy: request.headers[.proximaPolicy], location: request.headers[.proximaClientLocation])
-            (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: hints, account: account)
+            try Self.authorize(caller.identity, model: model, requested: inference.model)
+            (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
@@ -45,6 +53,20 @@ struct RequestPipeline: Sendable {
         }
         // From here on the proxy books every outcome (streams end after this function has returned).
         return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+    }
+
+    /// The caller's address as the connection sees it.
+    static func peerAddress(_ context: GatewayRequestContext) -> IPAddress? {
+        context.channel?.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+    }
+
+    /// Whether the caller may use the model: its scope (the tenant's, narrowed by the key's) must
+    /// allow the name it asked for or the logical model that name resolves to. Checked before
+    /// admission and routing, so a refused request costs the caller nothing.
+    static func authorize(_ identity: CallerIdentity, model: LogicalModel, requested: String) throws(GatewayError) {
+        guard identity.models.allows(requested) || identity.models.allows(model.name) else {
+            throw GatewayError.modelNotAllowed(requested)
+        }
     }
 
     /// The read stage: the body, up to `limit` bytes (413 past it, also for a larger declared

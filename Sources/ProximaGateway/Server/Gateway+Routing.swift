@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HTTPTypes
 import NIOCore
@@ -7,7 +8,11 @@ extension Gateway {
     /// `POST /v1/route/explain`: routes a normal request body and returns the whole decision, every
     /// candidate with every axis and every exclusion with its reason. Nothing is sent upstream and
     /// nothing is counted in flight.
-    func explainRoute(_ request: Request) async throws -> Response {
+    func explainRoute(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let trust = state.snapshot.trust
+        let caller = try identification.identify(
+            request.headers, peer: trust.needsPeerAddress ? RequestPipeline.peerAddress(context) : nil, trust: trust,
+            at: Date().timeIntervalSince1970)
         let body = try await request.body.collect(upTo: state.snapshot.configuration.server.maxRequestBodyBytes)
         let operation: InferenceOperation =
             body.withUnsafeReadableBytes { bytes in
@@ -20,7 +25,8 @@ extension Gateway {
         let inference = try InferenceRequest(operation: operation, body: body)
         let routing = state.snapshot
         guard let model = routing.fleet.model(named: inference.model) else { throw GatewayError.modelNotFound(inference.model) }
-        let hints = RouteHints(policy: request.headers[.proximaPolicy], location: request.headers[.proximaClientLocation])
+        try RequestPipeline.authorize(caller.identity, model: model, requested: inference.model)
+        let hints = caller.hints
         let policy = try routing.policy(requested: hints.policy, model: model, operation: operation)
         let routeRequest = try RouteStage.routeRequest(inference, model: model, hints: hints, routing: routing)
         let (snapshot, decision, _) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)

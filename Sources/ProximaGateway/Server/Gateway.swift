@@ -30,6 +30,12 @@ public struct Gateway: Sendable {
     let proxy: InferenceProxy
     /// The stages an inference request goes through (see `Pipeline/RequestPipeline.swift`).
     let pipeline: RequestPipeline
+    /// Tenants, principals and keys callers are identified against.
+    let directory: IdentityDirectory
+    /// Checks bearer JWTs when the configuration has `auth.jwt`.
+    let verifier: JWTVerifier?
+    /// The identify stage (also used by `/v1/models`, `/v1/route/explain` and `/admin`).
+    let identification: CallerIdentification
     let environment: [String: String]
     /// What caller connections share: their limits, the connection limiter, the body budget.
     let callers: CallerResources
@@ -80,7 +86,16 @@ public struct Gateway: Sendable {
             : nil
         self.proxy = InferenceProxy(
             state: state, client: client, plainClient: plainClient, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
-        self.pipeline = RequestPipeline(route: RouteStage(state: state, metrics: metrics), proxy: proxy, metrics: metrics, logger: logger)
+        self.directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
+        self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
+        self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
+        self.pipeline = RequestPipeline(
+            identify: identification, route: RouteStage(state: state, metrics: metrics), proxy: proxy, metrics: metrics, logger: logger)
+        if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
+            logger.warning(
+                "authentication is off (auth.mode: none) on a listener that is not loopback-only: anyone who reaches it may use every model",
+                metadata: ["host": "\(configuration.server.host)"])
+        }
     }
 
     /// The HTTP routes of the gateway.
@@ -104,13 +119,20 @@ public struct Gateway: Sendable {
                 return try await response
             }
         }
-        router.get("/v1/models") { _, _ in modelList() }
-        router.get("/v1/models/{id}") { _, context in
+        router.get("/v1/models") { request, _ in
+            let snapshot = state.snapshot
+            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
+            return modelList(snapshot.fleet.models.filter { identity.models.allows($0.name) })
+        }
+        router.get("/v1/models/{id}") { request, context in
+            let snapshot = state.snapshot
+            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
             let id = context.parameters.get("id") ?? ""
-            guard let model = state.snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            guard let model = snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            guard identity.models.allows(id) || identity.models.allows(model.name) else { throw GatewayError.modelNotAllowed(id) }
             return jsonResponse(modelObject(model.name))
         }
-        router.post("/v1/route/explain") { request, _ in try await explainRoute(request) }
+        router.post("/v1/route/explain") { request, context in try await explainRoute(request, context: context) }
         addAdminRoutes(to: router)
         router.get("/healthz") { _, _ in jsonResponse("{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in readiness() }
@@ -157,10 +179,14 @@ public struct Gateway: Sendable {
     /// Everything the gateway runs, in start order (they stop in reverse): the upstream client, the
     /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
     public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
-        [
-            UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor(), ReloadOnHangup(gateway: self),
-            makeApplication(onServerRunning: onServerRunning),
-        ]
+        [UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor()] + credentialServices()
+            + [ReloadOnHangup(gateway: self), makeApplication(onServerRunning: onServerRunning)]
+    }
+
+    /// The services that keep credentials current: the JWKS reader when JWTs are accepted.
+    public func credentialServices() -> [any Service] {
+        guard let verifier else { return [] }
+        return [JWKSRefresher(verifier: verifier, client: client, logger: logger)]
     }
 
     /// The service that reads engine metrics and checks endpoints on an interval.
@@ -204,8 +230,22 @@ struct ReloadOnHangup: Service {
 
     // MARK: handlers
 
-    func modelList() -> Response {
-        let data = state.snapshot.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
+    /// Replaces the tenants, principals and keys from the store (its `identitySnapshot()`); the
+    /// configuration's own tenants and principals stay beneath them. Takes effect with the next
+    /// request.
+    public func replaceIdentities(with snapshot: IdentitySnapshot) {
+        directory.replace(with: snapshot)
+    }
+
+    /// Whether a listener address accepts loopback connections only.
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        guard let address = IPAddress(host) else { return false }
+        return (try? IPNetwork(parsing: "127.0.0.0/8"))?.contains(address) == true || address == IPAddress(high: 0, low: 1)
+    }
+
+    func modelList(_ models: [LogicalModel]) -> Response {
+        let data = models.map { modelObject($0.name) }.joined(separator: ",")
         return jsonResponse("{\"object\":\"list\",\"data\":[\(data)]}")
     }
 
