@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ProximaCore
 import Synchronization
@@ -6,12 +7,14 @@ import Synchronization
 /// (which counts it in flight), finished exactly once by whichever stage learns the outcome; a later
 /// `finish` is ignored. Finishing ends the serving endpoint's claim with its verdict, writes the
 /// request's metrics (count, duration, tokens, the gateway's overhead, the in-flight gauge) and its
-/// log line. An account dropped without being finished (its response body was never written because
+/// log line, and settles its admission: the concurrency it held, its token estimate corrected by the
+/// real usage (streams included), its cost (usage × the serving endpoint's price) on the budgets. An account dropped without being finished (its response body was never written because
 /// the caller left) finishes itself as 499, so nothing it holds can leak.
 final class RequestAccount: Sendable {
     private struct Labels {
         var model = "unknown"
         var stream = false
+        var admission: (ledger: any AdmissionLedger, pass: AdmissionPass)?
     }
 
     let requestID: String
@@ -47,6 +50,11 @@ final class RequestAccount: Sendable {
 
     var model: String { labels.withLock { $0.model } }
 
+    /// The request was admitted under `pass`: settled in `ledger` when the account is booked.
+    func admitted(_ pass: AdmissionPass, ledger: any AdmissionLedger) {
+        labels.withLock { $0.admission = (ledger, pass) }
+    }
+
     /// How the endpoint that served the request did, for its claim.
     enum Verdict: Sendable, Equatable {
         /// It served the request; `timePerOutputToken` is a stream's measured pace.
@@ -73,7 +81,16 @@ final class RequestAccount: Sendable {
             }
         }
         let endpointName = endpoint?.name ?? "none"
-        let labels = labels.withLock { $0 }
+        let labels = labels.withLock { labels in
+            defer { labels.admission = nil }
+            return labels
+        }
+        if let (ledger, pass) = labels.admission {
+            // No usage (nothing answered): nothing was used, the estimate is given back.
+            ledger.finish(
+                pass, promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0,
+                price: TokenPrice(endpoint?.pricing), at: Date().timeIntervalSince1970)
+        }
         let elapsed = ContinuousClock.now - arrival
         metrics.recordRequest(operation: operation, model: labels.model, endpoint: endpointName, status: status, duration: elapsed)
         if !measuredByConnection && endpoint != nil { metrics.recordOverhead(max(.zero, elapsed - upstreamWait)) }

@@ -13,11 +13,15 @@ import ProximaCore
 /// | identify | ``CallerIdentification`` | 401 with `WWW-Authenticate` (one answer for every bad credential) |
 /// | read | ``RequestPipeline/read(_:operation:limit:)`` + ``InferenceRequest`` | 413, 400 naming the field |
 /// | authorize | ``RequestPipeline/authorize(_:model:requested:)`` | 403 `model_not_allowed` |
+/// | admit | ``AdmissionStage`` | 429 with `Retry-After` (`insufficient_quota` for a spent budget), 400 for `max_tokens` |
 /// | route | ``RouteStage`` | 404, 400, 503 naming every exclusion |
 /// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte) |
-/// | account | ``RequestAccount`` | (books the outcome, once, whoever learns it) |
+/// | account | ``RequestAccount`` | (books the outcome and settles admission, once, whoever learns it) |
+///
+/// Every answer to a caller with rate limits carries OpenAI's `x-ratelimit-*` headers.
 struct RequestPipeline: Sendable {
     let identify: CallerIdentification
+    let admit: AdmissionStage
     let route: RouteStage
     let proxy: InferenceProxy
     let metrics: GatewayMetrics
@@ -31,16 +35,25 @@ struct RequestPipeline: Sendable {
             measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
         let exchange: InferenceProxy.Exchange
         let firstClaim: EndpointClaim?
+        var limitHeaders = HTTPFields()
+        var identified: CallerIdentity?
         do {
             let routing = route.state.snapshot
             let trust = routing.trust
             let caller = try identify.identify(
                 request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
                 at: Date().timeIntervalSince1970)
-            let inference = try await Self.read(request, operation: operation, limit: routing.configuration.server.maxRequestBodyBytes)
+            identified = caller.identity
+            var inference = try await Self.read(request, operation: operation, limit: routing.configuration.server.maxRequestBodyBytes)
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
             try Self.authorize(caller.identity, model: model, requested: inference.model)
+            let admission = try admit.admit(
+                inference, caller: caller.identity, expectedOutputTokens: current.configuration.routing.expectedOutputTokens,
+                at: Date().timeIntervalSince1970)
+            if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
+            if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
+            limitHeaders = AdmissionStage.fields(admission.headers)
             (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
@@ -49,10 +62,24 @@ struct RequestPipeline: Sendable {
             if status >= 500 {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
-            throw error
+            guard var refusal = error as? GatewayError else { throw error }
+            if limitHeaders.isEmpty, refusal.headers[.retryAfter] == nil, let identified {
+                // Refused before admission (a model it may not use, a bad body): the caller's
+                // limits as they stand, uncharged.
+                limitHeaders = AdmissionStage.fields(admit.ledger.headers(for: identified, at: Date().timeIntervalSince1970))
+            }
+            refusal.headers.append(contentsOf: limitHeaders)
+            throw refusal
         }
         // From here on the proxy books every outcome (streams end after this function has returned).
-        return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+        do {
+            var response = try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+            response.headers.append(contentsOf: limitHeaders)
+            return response
+        } catch var failure as GatewayError {
+            failure.headers.append(contentsOf: limitHeaders)
+            throw failure
+        }
     }
 
     /// The caller's address as the connection sees it.

@@ -36,6 +36,8 @@ public struct Gateway: Sendable {
     let verifier: JWTVerifier?
     /// The identify stage (also used by `/v1/models`, `/v1/route/explain` and `/admin`).
     let identification: CallerIdentification
+    /// The admission state of keys, principals and tenants.
+    let ledger: LocalAdmissionLedger
     let environment: [String: String]
     /// What caller connections share: their limits, the connection limiter, the body budget.
     let callers: CallerResources
@@ -89,8 +91,10 @@ public struct Gateway: Sendable {
         self.directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
         self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
         self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
+        self.ledger = LocalAdmissionLedger()
         self.pipeline = RequestPipeline(
-            identify: identification, route: RouteStage(state: state, metrics: metrics), proxy: proxy, metrics: metrics, logger: logger)
+            identify: identification, admit: AdmissionStage(ledger: ledger, metrics: metrics), route: RouteStage(state: state, metrics: metrics),
+            proxy: proxy, metrics: metrics, logger: logger)
         if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
             logger.warning(
                 "authentication is off (auth.mode: none) on a listener that is not loopback-only: anyone who reaches it may use every model",
