@@ -6,7 +6,8 @@ import NIOCore
 import ProximaCore
 
 /// The control plane under `/admin`, for operators holding the admin token (from the variable
-/// `admin.token_env`, `PROXIMA_ADMIN_TOKEN` by default; the API is off without it):
+/// `admin.token_env`, `PROXIMA_ADMIN_TOKEN` by default) or, when authentication is on, the
+/// credential of a principal with the `admin` role (the API is off with neither):
 ///
 /// - `GET /admin/fleet`: every endpoint with its live telemetry;
 /// - `POST /admin/endpoints/{name}/drain` and `/undrain`;
