@@ -74,11 +74,13 @@ import Testing
             #expect(refused.errorObject?["type"] as? String == "requests")
             #expect(Int(refused.headers.first(name: "retry-after") ?? "") ?? 0 >= 1)
             #expect(refused.headers.first(name: "x-ratelimit-remaining-requests") == "0")
+            #expect(refused.headers["x-ratelimit-limit-requests"].count == 1, "the refusal's own headers, not twice")
             #expect(upstream.received.load(ordering: .relaxed) == 3)
             // A refusal before admission (a model that does not exist) still shows the limits.
             let unknown = try await Self.post(gateway, token, #"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#)
             #expect(unknown.status == 404)
             #expect(unknown.headers.first(name: "x-ratelimit-limit-requests") == "3")
+            #expect(unknown.headers["x-ratelimit-limit-requests"].count == 1)
         }
     }
 

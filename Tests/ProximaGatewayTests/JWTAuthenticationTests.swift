@@ -231,6 +231,9 @@ import Testing
             // ...then every token is refused (fail closed), the cached one too.
             #expect(try await eventually(timeout: .seconds(5)) { try await Self.post(gateway, token).status == 401 })
             #expect(try await Self.post(gateway, fresh).status == 401)
+            // And the gateway says it is not ready: it accepts nothing else.
+            let readiness = try await TestHTTP.get(gateway.baseURL + "/readyz")
+            #expect(readiness.status == 503 && readiness.body.contains(#""jwks":"unavailable""#))
         } catch {
             await gateway.stop()
             await upstream.stop()

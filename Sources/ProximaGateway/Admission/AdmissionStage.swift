@@ -28,9 +28,7 @@ struct AdmissionStage: Sendable {
     func admit(_ inference: InferenceRequest, caller: CallerIdentity, expectedOutputTokens: Int, at now: Double) throws(GatewayError)
         -> Admission
     {
-        if caller.keyLimits.isUnlimited && caller.principalLimits.isUnlimited && caller.tenantLimits.isUnlimited {
-            return .unlimited
-        }
+        guard caller.isLimited else { return .unlimited }
         var cap = caller.keyID == nil ? nil : caller.keyLimits.maxTokens
         if let limit = caller.principalLimits.maxTokens { cap = min(cap ?? limit, limit) }
         if let limit = caller.tenantLimits.maxTokens { cap = min(cap ?? limit, limit) }
@@ -64,5 +62,12 @@ struct AdmissionStage: Sendable {
         case .maxTokens: "max_tokens"
         case .budget: "budget"
         }
+    }
+}
+
+extension CallerIdentity {
+    /// Whether any scope of the caller has a limit (a key's limits count only with a key).
+    var isLimited: Bool {
+        !(principalLimits.isUnlimited && tenantLimits.isUnlimited && (keyID == nil || keyLimits.isUnlimited))
     }
 }

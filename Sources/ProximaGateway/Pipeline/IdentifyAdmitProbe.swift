@@ -49,7 +49,7 @@ import ProximaStore
         ledger = LocalAdmissionLedger()
         admission = AdmissionStage(ledger: ledger, metrics: metrics)
         var configuration = ProximaConfiguration()
-        configuration.auth = AuthSettings(mode: .keysAndJWT, trustedProxies: ["10.0.0.0/8", "fd00::/8"])
+        configuration.auth = AuthSettings(mode: .keys, trustedProxies: ["10.0.0.0/8", "fd00::/8"])
         configuration.routing.networks = [
             NetworkLocationSettings(network: "192.0.2.0/24", location: "48.1,11.6"),
             NetworkLocationSettings(network: "198.51.100.0/24", location: "40.7,-74.0"),

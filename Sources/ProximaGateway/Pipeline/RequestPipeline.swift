@@ -63,7 +63,9 @@ struct RequestPipeline: Sendable {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
             guard var refusal = error as? GatewayError else { throw error }
-            if limitHeaders.isEmpty, refusal.headers[.retryAfter] == nil, let identified {
+            if limitHeaders.isEmpty, let identified, identified.isLimited,
+                !refusal.headers.contains(where: { $0.name.canonicalName.hasPrefix("x-ratelimit-") })
+            {
                 // Refused before admission (a model it may not use, a bad body): the caller's
                 // limits as they stand, uncharged.
                 limitHeaders = AdmissionStage.fields(admit.ledger.headers(for: identified, at: Date().timeIntervalSince1970))

@@ -257,7 +257,8 @@ struct ReloadOnHangup: Service {
         "{\"id\":\(JSONScanner.quoted(name)),\"object\":\"model\",\"created\":\(Int(startedAt.timeIntervalSince1970)),\"owned_by\":\"proxima\"}"
     }
 
-    /// Ready while at least one endpoint can take requests (not drained, breaker not open).
+    /// Ready while at least one endpoint can take requests (not drained, breaker not open) and, when
+    /// only JWTs are accepted, the JWKS's keys are current.
     func readiness() -> Response {
         let (snapshot, telemetry, now) = state.current()
         var availableCount = 0
@@ -273,8 +274,16 @@ struct ReloadOnHangup: Service {
             item.bool("drained", status.drained)
             return item.finished()
         }
-        let ready = availableCount > 0
-        let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\",\"endpoints\":[\(endpoints.joined(separator: ","))]}"
+        var ready = availableCount > 0
+        var jwks = ""
+        if let verifier, snapshot.trust.mode.jwt {
+            // Without current signing keys every JWT is refused: a gateway that accepts nothing
+            // else is not ready.
+            let loaded = verifier.currentKeys(at: Date().timeIntervalSince1970) != nil
+            jwks = ",\"jwks\":\"\(loaded ? "loaded" : "unavailable")\""
+            if !loaded && !snapshot.trust.mode.keys { ready = false }
+        }
+        let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\"\(jwks),\"endpoints\":[\(endpoints.joined(separator: ","))]}"
         return jsonResponse(body, status: ready ? .ok : .serviceUnavailable)
     }
 
