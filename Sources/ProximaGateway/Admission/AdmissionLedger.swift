@@ -91,6 +91,10 @@ final class LocalAdmissionLedger: AdmissionLedger {
         let principalKey =
             caller.principalLimits.isUnlimited ? nil : ScopeKey(scope: .principal, tenantID: caller.tenantID, id: caller.principalID)
         let tenantKey = caller.tenantLimits.isUnlimited ? nil : ScopeKey(scope: .tenant, tenantID: caller.tenantID, id: caller.tenantID)
+        guard keyKey != nil || principalKey != nil || tenantKey != nil else {
+            // Nothing limited: nothing to check, keep or settle.
+            return (AdmissionDecision(key: nil, principal: nil, tenant: nil), nil)
+        }
         let capacityPerShard = capacity / shards.count
         return shards[shard(caller.tenantID)].withLock { shard in
             let key = keyKey.map { shard.entry($0, limits: caller.keyLimits, at: now, capacity: capacityPerShard) }
