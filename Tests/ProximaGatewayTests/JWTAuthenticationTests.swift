@@ -173,7 +173,10 @@ import Testing
                 ("truncated", String(good.dropLast(5))),
                 ("padding", good + "=="),
             ]
-            tokens.append(("unknown kid", try await signers.token(kid: "es").replacingOccurrences(of: parts[0], with: Base64URL.encode(Array(#"{"alg":"ES256","kid":"zz"}"#.utf8)))))
+            // Signed properly, by a key the JWKS does not have.
+            let elsewhere = JWTKeyCollection()
+            await elsewhere.add(ecdsa: ES256PrivateKey(), kid: "zz")
+            tokens.append(("unknown kid", try await elsewhere.sign(Claims(), kid: JWKIdentifier(string: "zz"))))
             var bodies = Set<String>()
             for (name, token) in tokens {
                 let reply = try await Self.post(gateway, token)
