@@ -9,6 +9,10 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var logging: LoggingSettings
     public var routing: RoutingSettings
     public var admin: AdminSettings
+    /// Who may call and how they prove it.
+    public var auth: AuthSettings
+    /// The default limits of keys, principals and tenants (see docs/security.md).
+    public var limits: AdmissionSettings
 
     public init(
         server: ServerSettings = .init(),
@@ -17,7 +21,9 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         models: [ModelSettings] = [],
         logging: LoggingSettings = .init(),
         routing: RoutingSettings = .init(),
-        admin: AdminSettings = .init()
+        admin: AdminSettings = .init(),
+        auth: AuthSettings = .init(),
+        limits: AdmissionSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -26,10 +32,12 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.logging = logging
         self.routing = routing
         self.admin = admin
+        self.auth = auth
+        self.limits = limits
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case server, sites, endpoints, models, logging, routing, admin
+        case server, sites, endpoints, models, logging, routing, admin, auth, limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,6 +50,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         logging = try c.decodeIfPresent(LoggingSettings.self, forKey: .logging) ?? .init()
         routing = try c.decodeIfPresent(RoutingSettings.self, forKey: .routing) ?? .init()
         admin = try c.decodeIfPresent(AdminSettings.self, forKey: .admin) ?? .init()
+        auth = try c.decodeIfPresent(AuthSettings.self, forKey: .auth) ?? .init()
+        limits = try c.decodeIfPresent(AdmissionSettings.self, forKey: .limits) ?? .init()
     }
 }
 
@@ -174,6 +184,15 @@ public struct TimeoutSettings: Codable, Sendable, Equatable {
 public struct Coordinates: Codable, Sendable, Equatable, Hashable {
     public var latitude: Double
     public var longitude: Double
+
+    /// `latitude,longitude` in degrees (spaces allowed around each), within range; nil otherwise.
+    public init?(parsing text: String) {
+        let parts = text[...].trimmingSpaces().split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count == 2, let latitude = Double(parts[0].trimmingSpaces()), let longitude = Double(parts[1].trimmingSpaces()),
+            (-90...90).contains(latitude), (-180...180).contains(longitude)
+        else { return nil }
+        self.init(latitude: latitude, longitude: longitude)
+    }
 
     public init(latitude: Double, longitude: Double) {
         self.latitude = latitude

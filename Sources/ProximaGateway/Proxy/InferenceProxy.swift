@@ -45,8 +45,8 @@ struct ProxySettings: Sendable {
 /// error event, never silently.
 ///
 /// Every endpoint a request is sent to is held by an ``EndpointClaim`` that ends exactly once, and
-/// the request's outcome is written once, by its ``RequestRecord``: see "The claim lifecycle" in
-/// docs/architecture.md.
+/// the request's outcome is booked once, by its ``RequestAccount`` (which also ends the serving
+/// endpoint's claim): see "The claim lifecycle" in docs/architecture.md.
 struct InferenceProxy: Sendable {
     let state: RoutingState
     /// AsyncHTTPClient for streams (its read timeout is `timeouts.idle`) and for plain requests (no
@@ -67,8 +67,8 @@ struct InferenceProxy: Sendable {
         var decision: RouteDecision
         /// The configuration and fleet the request was routed under.
         var routing: RoutingSnapshot
-        /// Where the request's outcome is written, once.
-        var record: RequestRecord
+        /// Where the request's outcome is booked, once.
+        var account: RequestAccount
         /// Prompt prefix hashes, recorded where the request is sent (prefix affinity).
         var prefixBlocks: [UInt64] = []
         var requestID: String
@@ -120,7 +120,7 @@ struct InferenceProxy: Sendable {
     func forward(_ exchange: Exchange, firstClaim: EndpointClaim?, channel: (any Channel)?) async throws -> Response {
         var exchange = exchange
         exchange.eventLoop = channel?.eventLoop
-        let record = exchange.record
+        let account = exchange.account
         let settings = exchange.settings
         let supervisor = RequestSupervisor(watch: watch, channel: channel)
         let totalDeadline = exchange.arrival + settings.total
@@ -182,19 +182,17 @@ struct InferenceProxy: Sendable {
                 case .answered(let answer):
                     // A whole answer: its time includes generation, so it teaches nothing about TTFT.
                     winner.claim.firstToken(ttft: nil, predicted: nil)
-                    if answer.endpointFault {
-                        winner.claim.fail()
-                    } else if answer.error != nil {
-                        // The gateway's own limit (an answer too large): says nothing about the endpoint.
-                        winner.claim.abandon()
-                    } else {
-                        winner.claim.succeed()
-                    }
+                    // A broken answer counts against the endpoint; the gateway's own limit (an answer
+                    // too large) says nothing about it.
+                    let verdict: RequestAccount.Verdict =
+                        answer.endpointFault ? .failed : answer.error != nil ? .abandoned : .succeeded(timePerOutputToken: nil)
                     var finished = exchange
                     finished.upstreamWait += answer.upstreamWait - (returnedAt - sentAt)
                     if let error = answer.error {
                         // After a 2xx head nothing is sent again: the endpoint did the work once.
-                        record.finish(endpoint: winner.endpoint.name, status: error.status.code, usage: nil, upstreamWait: finished.upstreamWait)
+                        account.finish(
+                            status: error.status.code, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict,
+                            upstreamWait: finished.upstreamWait)
                         logger.warning(
                             "answer failed after its head", metadata: ["request_id": "\(exchange.requestID)", "error": "\(error.message)"])
                         throw error
@@ -205,9 +203,9 @@ struct InferenceProxy: Sendable {
                     if answer.status < 300 {
                         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: winner.endpoint.name, answer.receivedAt - exchange.arrival)
                     }
-                    record.finish(
-                        endpoint: winner.endpoint.name, status: answer.status, usage: answer.usage, estimated: answer.usageEstimated,
-                        upstreamWait: finished.upstreamWait)
+                    account.finish(
+                        status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
+                        estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait)
                     return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
@@ -225,13 +223,13 @@ struct InferenceProxy: Sendable {
             } catch SupervisionStop.callerDisconnected {
                 for leg in cancelled.takeAll() { leg.claim.abandon() }
                 metrics.recordCallerDisconnect(model: exchange.model.name)
-                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
+                account.finish(status: 499, endpoint: primary.endpoint, upstreamWait: exchange.upstreamWait)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
             } catch is CancellationError {
                 // The gateway is shutting down: not the endpoint's fault.
                 for leg in cancelled.takeAll() { leg.claim.abandon() }
-                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
+                account.finish(status: 499, endpoint: primary.endpoint, upstreamWait: exchange.upstreamWait)
                 throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
@@ -251,7 +249,7 @@ struct InferenceProxy: Sendable {
                 if overall { break }
             }
         }
-        record.finish(endpoint: "none", status: lastError.status.code, usage: nil, upstreamWait: exchange.upstreamWait)
+        account.finish(status: lastError.status.code, upstreamWait: exchange.upstreamWait)
         logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
     }
@@ -553,7 +551,7 @@ struct InferenceProxy: Sendable {
         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, firstEventAt - exchange.arrival)
         let proxy = self
         // If the caller leaves before this body is written, the body is dropped unwritten: the claim
-        // and the record, held only by it, then abandon themselves (see `EndpointClaim.deinit`).
+        // and the account, held only by it, then end themselves (see `EndpointClaim.deinit`).
         let claim = leg.claim
         return Response(
             status: .ok, headers: headers,
@@ -596,15 +594,17 @@ struct InferenceProxy: Sendable {
                 let ended = ContinuousClock.now
                 exchange.upstreamWait += ended - relayStart
                 let pace = relay.contentEvents > 1 ? (ended - firstEventAt).seconds / Double(relay.contentEvents - 1) : nil
+                let verdict: RequestAccount.Verdict
                 switch status {
-                case 200: claim.succeed(timePerOutputToken: pace)
+                case 200: verdict = .succeeded(timePerOutputToken: pace)
                 // The caller left, the gateway stops, or the request's own time limit ran out: not the endpoint's failure.
-                case 499, 504: claim.abandon()
-                default: claim.fail()
+                case 499, 504: verdict = .abandoned
+                default: verdict = .failed
                 }
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
-                exchange.record.finish(
-                    endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil, upstreamWait: exchange.upstreamWait)
+                exchange.account.finish(
+                    status: status, endpoint: endpoint, claim: claim, verdict: verdict, usage: usage, estimated: relay.usage == nil,
+                    upstreamWait: exchange.upstreamWait)
                 if cancelled { throw CancellationError() }
             })
     }
