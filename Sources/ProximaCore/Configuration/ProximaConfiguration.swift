@@ -9,6 +9,14 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var logging: LoggingSettings
     public var routing: RoutingSettings
     public var admin: AdminSettings
+    /// Where Proxima keeps its files (the SQLite store by default); relative to the working
+    /// directory.
+    public var dataDirectory: String
+    /// Where identities, admin changes and shared counters are kept.
+    public var store: StoreSettings
+
+    /// The data directory when the file does not name one.
+    public static let defaultDataDirectory = "data"
 
     public init(
         server: ServerSettings = .init(),
@@ -17,7 +25,9 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         models: [ModelSettings] = [],
         logging: LoggingSettings = .init(),
         routing: RoutingSettings = .init(),
-        admin: AdminSettings = .init()
+        admin: AdminSettings = .init(),
+        dataDirectory: String = ProximaConfiguration.defaultDataDirectory,
+        store: StoreSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -26,10 +36,13 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.logging = logging
         self.routing = routing
         self.admin = admin
+        self.dataDirectory = dataDirectory
+        self.store = store
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, sites, endpoints, models, logging, routing, admin
+        case dataDirectory = "data_dir", store
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,6 +55,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         logging = try c.decodeIfPresent(LoggingSettings.self, forKey: .logging) ?? .init()
         routing = try c.decodeIfPresent(RoutingSettings.self, forKey: .routing) ?? .init()
         admin = try c.decodeIfPresent(AdminSettings.self, forKey: .admin) ?? .init()
+        dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? Self.defaultDataDirectory
+        store = try c.decodeIfPresent(StoreSettings.self, forKey: .store) ?? .init()
     }
 }
 
