@@ -128,7 +128,13 @@ let package = Package(
         ),
         .testTarget(
             name: "ProximaStoreTests",
-            dependencies: ["ProximaCore", "ProximaStore"],
+            dependencies: [
+                "ProximaCore",
+                "ProximaStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(

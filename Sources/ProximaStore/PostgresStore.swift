@@ -61,7 +61,11 @@ public final class PostgresStore: ProximaStore {
         configuration.options.connectTimeout = timeout
         configuration.options.maximumConnections = min(max(maxConnections, 1), StoreSettings.maxConnectionsRange.upperBound)
         configuration.options.minimumConnections = 0
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool logs every failed connection attempt at info: while a database is down that
+        // is one line per retry, so only notices and worse get through.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .notice)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         let store = PostgresStore(location: location, client: client, timeout: timeout, logger: logger)
         do {
             try await store.migrate()
