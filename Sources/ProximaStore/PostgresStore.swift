@@ -65,6 +65,14 @@ public final class PostgresStore: ProximaStore {
         // is one line per retry, so only notices and worse get through.
         var background = logger
         background.logLevel = max(logger.logLevel, .notice)
+        // One connection first, outside the pool: the pool retries a failed connection until its
+        // own circuit breaker trips (15 s), so its waiters would learn only that time ran out,
+        // where this says "connection refused" or "password authentication failed" at once.
+        do {
+            try await probe(location, tls: location.tls, timeout: timeout, logger: background)
+        } catch {
+            throw .unavailable("cannot connect to PostgreSQL at \(location): \(reason(error, timeout: timeout))")
+        }
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         let store = PostgresStore(location: location, client: client, timeout: timeout, logger: logger)
         do {
@@ -77,6 +85,31 @@ public final class PostgresStore: ProximaStore {
             }
         }
         return store
+    }
+
+    private static func probe(_ location: PostgresLocation, tls mode: PostgresLocation.TLSMode, timeout: Duration, logger: Logger)
+        async throws
+    {
+        let configuration: PostgresConnection.Configuration
+        if let directory = location.socketDirectory {
+            configuration = PostgresConnection.Configuration(
+                unixSocketPath: "\(directory)/.s.PGSQL.\(location.port)", username: location.username, password: location.password,
+                database: location.database)
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch mode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try .init(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try .init(configuration: .makeClientConfiguration()))
+            }
+            configuration = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.username, password: location.password,
+                database: location.database, tls: tls)
+        }
+        try await withDeadline(timeout) {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try await connection.close()
+        }
     }
 
     public func close() async {
@@ -660,7 +693,7 @@ public final class PostgresStore: ProximaStore {
                 let message = error.serverInfo?[.message] ?? "no message"
                 return "the server refused (SQLSTATE \(state)): \(message)"
             case .connectionError:
-                return "cannot connect" + (error.underlying.map { ": \(String(describing: $0))" } ?? "")
+                return error.underlying.map { String(describing: $0) } ?? "cannot connect"
             case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: return "the connection was closed"
             case .poolClosed: return "the store is closed"
             case .queryCancelled: return "the operation was cancelled"

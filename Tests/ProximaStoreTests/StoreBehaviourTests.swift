@@ -426,6 +426,16 @@ import Testing
             let grantError = await storeError { _ = try await store.grantLease(counter: "c", perMinute: 5, requested: 1, minimum: 1, at: Self.now) }
             #expect(readError?.kind == "unavailable" && writeError?.kind == "unavailable" && grantError?.kind == "unavailable")
             #expect(ContinuousClock.now - started < .seconds(15))
+            // The server comes back on its port; the pool reconnects by itself.
+            _ = try TestPostgres.script(["start", server.directory, "--no-fsync"])
+            var back: Tenant?
+            let restarted = ContinuousClock.now
+            while back == nil, ContinuousClock.now - restarted < .seconds(30) {
+                back = try? await store.tenant(id: "acme")
+                if back == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(back?.id == "acme")
+            try server.stop()
             await store.close()
         }
     }

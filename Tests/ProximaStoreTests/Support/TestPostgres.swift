@@ -52,37 +52,17 @@ final class TestPostgres: Sendable {
         return url.path
     }()
 
-    /// Runs `scripts/postgres` and returns what it printed. Spawned and awaited with
-    /// `posix_spawn` and `waitpid`: Foundation's `Process` missed the exit of children started from
-    /// two threads at once here and waited forever.
+    /// Runs `scripts/postgres` and returns what it printed.
     @discardableResult
     static func script(_ arguments: [String]) throws -> String {
-        let directory = try makeDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command =
-            ([repositoryRoot + "/scripts/postgres"] + arguments).map(quoted).joined(separator: " ")
-            + " >\(quoted(directory + "/out")) 2>\(quoted(directory + "/err")) </dev/null"
-        let words: [String] = ["/bin/bash", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
-        guard spawned == 0 else { throw Failure(message: "cannot start scripts/postgres: error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else { throw Failure(message: "waitpid failed: \(errno)") }
+        let result = try Subprocess.run("/bin/bash", [repositoryRoot + "/scripts/postgres"] + arguments)
+        guard result.status == 0 else {
+            throw Failure(message: "scripts/postgres \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.errors)")
         }
-        let output = (try? String(contentsOfFile: directory + "/out", encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? ""
-        // Exited normally with status 0: the low 7 bits hold the signal, the next 8 the status.
-        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            throw Failure(message: "scripts/postgres \(arguments.joined(separator: " ")) failed (wait status \(status)): \(errors)")
-        }
-        return output
+        return result.output
     }
 
-    private static func makeDirectory() throws -> String {
+    static func makeDirectory() throws -> String {
         var template = Array("/tmp/proxima-pg.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw Failure(message: "mkdtemp failed") }
         return String(cString: made)
