@@ -9,8 +9,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A value was refused before anything was written: the field (as a key path, e.g.
     /// `limits.requests_per_minute`) and why.
     case invalid(field: String, message: String)
-    /// The database could not be reached or did not answer in time; nothing is known to have been
-    /// written. The text says what failed, without credentials.
+    /// The database could not be reached or did not answer in time. A write that failed so did not
+    /// take effect, except when the deadline passed while its commit was under way: then it may
+    /// have. The text says what failed, without credentials.
     case unavailable(String)
 
     public var description: String {
