@@ -47,7 +47,10 @@ struct Proxima: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxima",
         abstract: "Proxima: a distributed AI-inference orchestrator with an OpenAI-compatible gateway.",
-        subcommands: [Serve.self, CheckConfig.self, Bench.self, Emulate.self, Demo.self, Simulate.self, Evidence.self])
+        subcommands: [
+            Serve.self, CheckConfig.self, Tenants.self, Principals.self, Keys.self, Bench.self, Emulate.self, Demo.self, Simulate.self,
+            Evidence.self,
+        ])
 }
 
 struct ServerOptions: ParsableArguments {

@@ -267,3 +267,17 @@ public struct RateCharge: Sendable, Equatable {
         self.refundedBefore = refundedBefore
     }
 }
+
+extension RateLimiter {
+    /// A limiter with the state another one had: how a shared limiter kept in a store (its level,
+    /// two times and its refund total) becomes a value again, to be changed and written back in one
+    /// transaction. Stored numbers are distrusted like any other: a NaN or negative level counts as
+    /// empty, a level beyond ``maximumLevel`` is cut to it, times are clamped as everywhere, and the
+    /// last emptying cannot lie after the last update.
+    public init(perMinute: Int, level: Double, updatedAt: Double, lastEmptiedAt: Double, refundedTotal: Double) {
+        self.init(perMinute: perMinute, at: updatedAt)
+        self.level = level > 0 ? min(level, maximumLevel) : 0
+        self.lastEmptiedAt = min(AdmissionArithmetic.time(lastEmptiedAt, fallback: self.updatedAt), self.updatedAt)
+        self.refundedTotal = refundedTotal > 0 ? min(refundedTotal, .greatestFiniteMagnitude) : 0
+    }
+}

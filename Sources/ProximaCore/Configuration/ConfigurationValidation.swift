@@ -147,6 +147,8 @@ extension ProximaConfiguration {
         }
         problems += auth.problems()
         problems += limits.problems(at: "limits")
+        if let problem = StoreSettings.pathProblem(dataDirectory) { problems.append(.init("data_dir", problem)) }
+        problems += store.problems(at: "store", forbiddenVariables: [admin.tokenEnv])
         return problems
     }
 

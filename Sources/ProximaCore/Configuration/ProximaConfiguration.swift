@@ -13,6 +13,14 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var auth: AuthSettings
     /// The default limits of keys, principals and tenants (see docs/security.md).
     public var limits: AdmissionSettings
+    /// Where Proxima keeps its files (the SQLite store by default); relative to the working
+    /// directory.
+    public var dataDirectory: String
+    /// Where identities, admin changes and shared counters are kept.
+    public var store: StoreSettings
+
+    /// The data directory when the file does not name one.
+    public static let defaultDataDirectory = "data"
 
     public init(
         server: ServerSettings = .init(),
@@ -23,7 +31,9 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         routing: RoutingSettings = .init(),
         admin: AdminSettings = .init(),
         auth: AuthSettings = .init(),
-        limits: AdmissionSettings = .init()
+        limits: AdmissionSettings = .init(),
+        dataDirectory: String = ProximaConfiguration.defaultDataDirectory,
+        store: StoreSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -34,10 +44,13 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.admin = admin
         self.auth = auth
         self.limits = limits
+        self.dataDirectory = dataDirectory
+        self.store = store
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, sites, endpoints, models, logging, routing, admin, auth, limits
+        case dataDirectory = "data_dir", store
     }
 
     public init(from decoder: any Decoder) throws {
@@ -52,6 +65,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         admin = try c.decodeIfPresent(AdminSettings.self, forKey: .admin) ?? .init()
         auth = try c.decodeIfPresent(AuthSettings.self, forKey: .auth) ?? .init()
         limits = try c.decodeIfPresent(AdmissionSettings.self, forKey: .limits) ?? .init()
+        dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? Self.defaultDataDirectory
+        store = try c.decodeIfPresent(StoreSettings.self, forKey: .store) ?? .init()
     }
 }
 
