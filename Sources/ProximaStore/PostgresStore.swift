@@ -14,7 +14,7 @@ import ProximaCore
 /// and the operation fails as `unavailable`, so a database that is gone or hung never hangs a
 /// caller. Shared counters change in one transaction with the row locked (`SELECT ... FOR
 /// UPDATE`), so concurrent grants from any number of replicas are serialised by the database.
-public final class PostgresStore: ProximaStore {
+public final class PostgresStore: ProximaStore, SharedCounterBackend {
     public let location: PostgresLocation
     private let client: PostgresClient
     private let running: Task<Void, Never>
@@ -407,32 +407,10 @@ public final class PostgresStore: ProximaStore {
 
     // MARK: Shared counters
 
-    public func grantLease(counter: String, perMinute: Int, requested: Int, minimum: Int, at now: Double)
-        async throws(StoreError) -> RateGrant
-    {
-        try StoreRecords.checkCounter(counter, perMinute: perMinute, at: now)
-        try StoreRecords.checkUnits(requested, field: "requested")
-        try StoreRecords.checkUnits(minimum, field: "minimum")
-        return try await changeCounter(counter, perMinute: perMinute, at: now) { limiter in
-            limiter.grant(requested: requested, minimum: minimum, at: now)
-        }
-    }
-
-    public func refundLease(counter: String, perMinute: Int, units: Double, of charge: RateCharge, at now: Double)
-        async throws(StoreError) -> Double
-    {
-        try StoreRecords.checkCounter(counter, perMinute: perMinute, at: now)
-        try StoreRecords.checkUnits(units, field: "units")
-        try StoreRecords.check(charge)
-        return try await changeCounter(counter, perMinute: perMinute, at: now) { limiter in
-            limiter.refund(units: units, of: charge, at: now)
-        }
-    }
-
     /// Creates the counter full if it has no row, then locks its row, applies `change` and writes
     /// it back, in one transaction. A concurrent first use waits on the other's insert, then
     /// finds its row.
-    private func changeCounter<T: Sendable>(
+    func changeCounter<T: Sendable>(
         _ name: String, perMinute: Int, at now: Double, _ change: @escaping @Sendable (inout RateLimiter) -> T
     ) async throws(StoreError) -> T {
         try await transaction { connection, logger in

@@ -8,7 +8,7 @@ import ProximaCore
 /// write lock when it begins, so two processes on one file (a gateway and `proxima keys revoke`)
 /// serialise rather than fail half-way; a lock held longer than the timeout fails as
 /// `unavailable`.
-public final class SQLiteStore: ProximaStore {
+public final class SQLiteStore: ProximaStore, SharedCounterBackend {
     /// The database file.
     public let path: String
     private let pool: DatabasePool
@@ -300,31 +300,9 @@ public final class SQLiteStore: ProximaStore {
 
     // MARK: Shared counters
 
-    public func grantLease(counter: String, perMinute: Int, requested: Int, minimum: Int, at now: Double)
-        async throws(StoreError) -> RateGrant
-    {
-        try StoreRecords.checkCounter(counter, perMinute: perMinute, at: now)
-        try StoreRecords.checkUnits(requested, field: "requested")
-        try StoreRecords.checkUnits(minimum, field: "minimum")
-        return try await changeCounter(counter, perMinute: perMinute, at: now) { limiter in
-            limiter.grant(requested: requested, minimum: minimum, at: now)
-        }
-    }
-
-    public func refundLease(counter: String, perMinute: Int, units: Double, of charge: RateCharge, at now: Double)
-        async throws(StoreError) -> Double
-    {
-        try StoreRecords.checkCounter(counter, perMinute: perMinute, at: now)
-        try StoreRecords.checkUnits(units, field: "units")
-        try StoreRecords.check(charge)
-        return try await changeCounter(counter, perMinute: perMinute, at: now) { limiter in
-            limiter.refund(units: units, of: charge, at: now)
-        }
-    }
-
     /// Reads the counter (a full one if it has no row yet), applies `change` and writes it back,
     /// all in one IMMEDIATE transaction.
-    private func changeCounter<T: Sendable>(
+    func changeCounter<T: Sendable>(
         _ name: String, perMinute: Int, at now: Double, _ change: @escaping @Sendable (inout RateLimiter) -> T
     ) async throws(StoreError) -> T {
         try await write { db in
