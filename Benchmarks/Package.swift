@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(name: "proxima", path: ".."),
     ],
     targets: [
@@ -21,6 +23,8 @@ let package = Package(
                 .product(name: "ProximaCore", package: "proxima"),
                 .product(name: "ProximaBench", package: "proxima"),
                 .product(name: "ProximaGateway", package: "proxima"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Benchmarks/GatewayHotPath",
             plugins: [

@@ -349,10 +349,10 @@ public final class PostgresStore: ProximaStore {
         try await withConnection { connection, logger in try await Self.version(connection, logger) }
     }
 
-    public func identitySnapshot() async throws(StoreError) -> IdentitySnapshot {
+    public func identitySnapshot() async throws(StoreError) -> StoredIdentities {
         // REPEATABLE READ: every statement sees the database as of the first one.
         try await transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection, logger in
-            IdentitySnapshot(
+            StoredIdentities(
                 version: try await Self.version(connection, logger),
                 tenants: try await Self.tenants(connection, logger, id: nil),
                 principals: try await Self.principals(connection, logger, tenantID: nil, id: nil),

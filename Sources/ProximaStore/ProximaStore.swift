@@ -46,7 +46,7 @@ public protocol ProximaStore: IdentityAdministration {
     /// All tenants, principals and keys as of one moment, with the version they belong to.
     /// Revoked keys are left out; expired keys are kept (``APIKey/isUsable(at:)`` decides at the
     /// time of a request).
-    func identitySnapshot() async throws(StoreError) -> IdentitySnapshot
+    func identitySnapshot() async throws(StoreError) -> StoredIdentities
 
     // MARK: Admin overrides
 
@@ -163,7 +163,7 @@ public struct IssuedAPIKey: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Every identity at one version of the store.
-public struct IdentitySnapshot: Sendable, Equatable {
+public struct StoredIdentities: Sendable, Equatable {
     public var version: Int64
     public var tenants: [Tenant]
     public var principals: [Principal]
@@ -176,6 +176,9 @@ public struct IdentitySnapshot: Sendable, Equatable {
         self.principals = principals
         self.keys = keys
     }
+
+    /// The records indexed for look-up, as the gateway's identify stage reads them.
+    public var snapshot: IdentitySnapshot { IdentitySnapshot(tenants: tenants, principals: principals, keys: keys) }
 }
 
 /// An admin change kept across restarts and reloads: an endpoint's drain or weight, an endpoint

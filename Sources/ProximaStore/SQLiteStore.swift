@@ -255,10 +255,10 @@ public final class SQLiteStore: ProximaStore {
         try await read { db in try Self.version(db) }
     }
 
-    public func identitySnapshot() async throws(StoreError) -> IdentitySnapshot {
+    public func identitySnapshot() async throws(StoreError) -> StoredIdentities {
         // One read transaction: a consistent snapshot of the WAL, whatever is written meanwhile.
         try await read { db in
-            IdentitySnapshot(
+            StoredIdentities(
                 version: try Self.version(db), tenants: try Self.tenants(db), principals: try Self.principals(db, tenantID: nil),
                 keys: try Self.keys(db, where: "revoked_at IS NULL", []))
         }

@@ -97,19 +97,20 @@ import Glibc
         #expect(state.current().1[0].breaker.storedState == .closed)
     }
 
-    @Test func aRequestRecordIsWrittenOnce() {
+    @Test func aRequestAccountIsBookedOnce() throws {
         let metrics = GatewayMetrics()
+        let endpoint = try Self.state().snapshot.fleet.endpoints[0]
         do {
-            let record = RequestRecord(
+            let account = RequestAccount(
                 requestID: "r1", operation: .chatCompletions, arrival: .now, measuredByConnection: true, metrics: metrics,
                 logger: Logger(label: "test"))
-            record.identify(model: "chat", stream: false)
-            record.finish(endpoint: "ep0", status: 200, usage: nil)
-            record.finish(endpoint: "ep0", status: 499, usage: nil)
+            account.describe(model: "chat", stream: false)
+            account.finish(status: 200, endpoint: endpoint)
+            account.finish(status: 499, endpoint: endpoint)
         }
         do {
-            // Dropped unfinished (a response body never written): it records itself as 499.
-            _ = RequestRecord(
+            // Dropped unfinished (a response body never written): it books itself as 499.
+            _ = RequestAccount(
                 requestID: "r2", operation: .chatCompletions, arrival: .now, measuredByConnection: true, metrics: metrics,
                 logger: Logger(label: "test"))
         }
@@ -119,6 +120,21 @@ import Glibc
         #expect(requests.contains { $0.contains(#"endpoint="ep0""#) && $0.contains(#"status="200""#) && $0.hasSuffix(" 1") })
         #expect(requests.contains { $0.contains(#"endpoint="none""#) && $0.contains(#"status="499""#) && $0.hasSuffix(" 1") })
         #expect(lines.contains { $0.hasPrefix("proxima_requests_in_flight 0") })
+    }
+
+    @Test func theAccountEndsTheServingClaimWithItsVerdictOnce() throws {
+        let state = try Self.state()
+        let endpoint = state.snapshot.fleet.endpoints[0]
+        let claim = try #require(state.claim(Self.ref(state), prefixBlocks: []))
+        let account = RequestAccount(
+            requestID: "r1", operation: .chatCompletions, arrival: .now, measuredByConnection: true, metrics: GatewayMetrics(),
+            logger: Logger(label: "test"))
+        account.finish(status: 502, endpoint: endpoint, claim: claim, verdict: .failed)
+        account.finish(status: 200, endpoint: endpoint, claim: claim, verdict: .succeeded(timePerOutputToken: nil))
+        let status = state.current().1[0]
+        #expect(status.inFlight == 0 && status.awaitingFirstToken == 0)
+        #expect(status.failures == 1, "the first booking's verdict counts; the second is ignored")
+        #expect(claim.isEnded && account.isFinished)
     }
 
     // MARK: callers that leave

@@ -60,3 +60,33 @@ import Glibc
         #expect(TextLogHandler.value(#"a="b" c=d"#) == #""a=\"b\" c=d""#)
     }
 }
+
+@Suite struct LogTimestampTests {
+    @Test func formatsUTCWithMilliseconds() {
+        #expect(LogTimestamp.format(seconds: 0, milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(LogTimestamp.format(seconds: 951_782_400, milliseconds: 7) == "2000-02-29T00:00:00.007Z")
+        #expect(LogTimestamp.format(seconds: 1_796_606_277, milliseconds: 994) == "2026-12-07T01:17:57.994Z")
+        #expect(LogTimestamp.format(seconds: Int.max, milliseconds: 5_000) == "9999-12-31T23:59:59.999Z")
+        #expect(LogTimestamp.format(seconds: Int.min, milliseconds: -1) == "0000-01-01T00:00:00.000Z")
+    }
+
+    @Test func nowHasTheShapeOfTheOthers() {
+        let now = LogTimestamp.now()
+        #expect(now.utf8.count == 24)
+        #expect(now.hasSuffix("Z"))
+        #expect(now.hasPrefix("20"))
+    }
+}
+
+@Suite struct LogLineTests {
+    @Test func theEventsMetadataWinsOverTheHandlersAndKeysAreSorted() {
+        var handler = TextLogHandler(label: "proxima")
+        handler.metadata = ["request_id": "from-handler", "b": "2"]
+        let line = handler.line(
+            for: LogEvent(
+                level: .info, message: "request", metadata: ["request_id": "from-event", "a": "x y", "c": "1"], source: "s",
+                file: "f", function: "g", line: 1))
+        #expect(line.hasSuffix(#" info proxima: request a="x y" b=2 c=1 request_id=from-event"# + "\n"))
+        #expect(!line.contains("from-handler"))
+    }
+}

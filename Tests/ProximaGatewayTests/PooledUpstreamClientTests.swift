@@ -123,6 +123,25 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func theAnswerDeadlineEndsAnAnswerThatKeepsTrickling() async throws {
+        // Parts arrive every 200 ms, well within the idle timeout: only the whole-answer deadline
+        // (a plain request's deadline, kept by the client) can end it.
+        let upstream = try await FaultyUpstream.start()
+        let client = makeClient(idle: .seconds(30))
+        let started = NIODeadline.now()
+        let response = try await client.execute(
+            host: "127.0.0.1", port: upstream.port, head: head(stream: true), body: body(model: "slow-stream", stream: true),
+            headDeadline: .now() + .seconds(5), answerDeadline: .now() + .milliseconds(700))
+        var parts = 0
+        await #expect(throws: UpstreamClientError.headTimeout) {
+            for try await _ in response.body { parts += 1 }
+        }
+        #expect(parts >= 1)
+        #expect(NIODeadline.now() - started < .seconds(4))
+        #expect(client.connectionCounts(host: "127.0.0.1", port: upstream.port).open == 0)
+        await upstream.stop()
+    }
+
     @Test func aBodyDroppedUnreadClosesItsConnection() async throws {
         let upstream = try await FaultyUpstream.start()
         let client = makeClient()

@@ -6,7 +6,8 @@ import ProximaCore
 
 // Microbenchmarks of the functions the gateway runs on every request: reading the request body,
 // rewriting it for the upstream, relaying the upstream's server-sent events, choosing an endpoint,
-// recording metrics and admission (AdmissionBenchmarks.swift). Inputs are built once, before any measurement; only the named calls run in
+// recording metrics, admission (AdmissionBenchmarks.swift) and the identify and admit stages
+// (IdentifyAdmitBenchmarks.swift). Inputs are built once, before any measurement; only the named calls run in
 // the measured region.
 //
 // Metrics: wall time and malloc calls. `.instructions` is left out: on Linux it is read from the
@@ -31,6 +32,7 @@ let benchmarks: @Sendable () -> Void = {
     routingBenchmarks()
     metricsBenchmarks()
     admissionBenchmarks()
+    identifyAdmitBenchmarks()
 }
 
 // MARK: - 1. Request parsing and the model rewrite

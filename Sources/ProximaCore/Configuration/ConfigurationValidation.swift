@@ -145,6 +145,8 @@ extension ProximaConfiguration {
             check(name != admin.tokenEnv, "admin.allowed_key_env[\(index)]",
                   "must not be the admin token's variable: an admin could send the token to a host of their choice")
         }
+        problems += auth.problems()
+        problems += limits.problems(at: "limits")
         if let problem = StoreSettings.pathProblem(dataDirectory) { problems.append(.init("data_dir", problem)) }
         problems += store.problems(at: "store", forbiddenVariables: [admin.tokenEnv])
         return problems

@@ -9,6 +9,10 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var logging: LoggingSettings
     public var routing: RoutingSettings
     public var admin: AdminSettings
+    /// Who may call and how they prove it.
+    public var auth: AuthSettings
+    /// The default limits of keys, principals and tenants (see docs/security.md).
+    public var limits: AdmissionSettings
     /// Where Proxima keeps its files (the SQLite store by default); relative to the working
     /// directory.
     public var dataDirectory: String
@@ -26,6 +30,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         logging: LoggingSettings = .init(),
         routing: RoutingSettings = .init(),
         admin: AdminSettings = .init(),
+        auth: AuthSettings = .init(),
+        limits: AdmissionSettings = .init(),
         dataDirectory: String = ProximaConfiguration.defaultDataDirectory,
         store: StoreSettings = .init()
     ) {
@@ -36,12 +42,14 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.logging = logging
         self.routing = routing
         self.admin = admin
+        self.auth = auth
+        self.limits = limits
         self.dataDirectory = dataDirectory
         self.store = store
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case server, sites, endpoints, models, logging, routing, admin
+        case server, sites, endpoints, models, logging, routing, admin, auth, limits
         case dataDirectory = "data_dir", store
     }
 
@@ -55,6 +63,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         logging = try c.decodeIfPresent(LoggingSettings.self, forKey: .logging) ?? .init()
         routing = try c.decodeIfPresent(RoutingSettings.self, forKey: .routing) ?? .init()
         admin = try c.decodeIfPresent(AdminSettings.self, forKey: .admin) ?? .init()
+        auth = try c.decodeIfPresent(AuthSettings.self, forKey: .auth) ?? .init()
+        limits = try c.decodeIfPresent(AdmissionSettings.self, forKey: .limits) ?? .init()
         dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? Self.defaultDataDirectory
         store = try c.decodeIfPresent(StoreSettings.self, forKey: .store) ?? .init()
     }
@@ -189,6 +199,15 @@ public struct TimeoutSettings: Codable, Sendable, Equatable {
 public struct Coordinates: Codable, Sendable, Equatable, Hashable {
     public var latitude: Double
     public var longitude: Double
+
+    /// `latitude,longitude` in degrees (spaces allowed around each), within range; nil otherwise.
+    public init?(parsing text: String) {
+        let parts = text[...].trimmingSpaces().split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count == 2, let latitude = Double(parts[0].trimmingSpaces()), let longitude = Double(parts[1].trimmingSpaces()),
+            (-90...90).contains(latitude), (-180...180).contains(longitude)
+        else { return nil }
+        self.init(latitude: latitude, longitude: longitude)
+    }
 
     public init(latitude: Double, longitude: Double) {
         self.latitude = latitude

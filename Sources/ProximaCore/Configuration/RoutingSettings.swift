@@ -24,6 +24,9 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     /// Named caller locations a request may give in `x-proxima-client-location` instead of
     /// coordinates (site names work too).
     public var regions: [String: Coordinates]
+    /// Where callers of a network are, when they do not say (or may not: see `auth.trusted_proxies`);
+    /// the first network holding the caller's address wins.
+    public var networks: [NetworkLocationSettings]
     public var breaker: BreakerSettings
     public var telemetry: TelemetrySettings
     public var hedging: HedgingSettings
@@ -32,7 +35,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         policy: String = "balanced", policies: [String: PolicySettings] = [:], routes: [String: String] = [:],
         weights: AxisWeights = .init(), ttftTargetSeconds: Double = 1.0, centralSite: String? = nil,
         tieTolerance: Double = 0.05, sloMargin: Double = 0.2, expectedOutputTokens: Int = 256, regions: [String: Coordinates] = [:],
-        breaker: BreakerSettings = .init(),
+        networks: [NetworkLocationSettings] = [], breaker: BreakerSettings = .init(),
         telemetry: TelemetrySettings = .init(), hedging: HedgingSettings = .init()
     ) {
         self.policy = policy
@@ -45,6 +48,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         self.sloMargin = sloMargin
         self.expectedOutputTokens = expectedOutputTokens
         self.regions = regions
+        self.networks = networks
         self.breaker = breaker
         self.telemetry = telemetry
         self.hedging = hedging
@@ -53,7 +57,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case policy, policies, routes, weights, ttftTargetSeconds = "ttft_target_seconds"
         case centralSite = "central_site", tieTolerance = "tie_tolerance", sloMargin = "slo_margin"
-        case expectedOutputTokens = "expected_output_tokens", regions, breaker, telemetry, hedging
+        case expectedOutputTokens = "expected_output_tokens", regions, networks, breaker, telemetry, hedging
     }
 
     public init(from decoder: any Decoder) throws {
@@ -70,6 +74,7 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         sloMargin = try c.decodeIfPresent(Double.self, forKey: .sloMargin) ?? d.sloMargin
         expectedOutputTokens = try c.decodeIfPresent(Int.self, forKey: .expectedOutputTokens) ?? d.expectedOutputTokens
         regions = try c.decodeIfPresent([String: Coordinates].self, forKey: .regions) ?? [:]
+        networks = try c.decodeIfPresent([NetworkLocationSettings].self, forKey: .networks) ?? []
         breaker = try c.decodeIfPresent(BreakerSettings.self, forKey: .breaker) ?? d.breaker
         telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry) ?? d.telemetry
         hedging = try c.decodeIfPresent(HedgingSettings.self, forKey: .hedging) ?? d.hedging
@@ -127,6 +132,19 @@ public struct RoutingSettings: Codable, Sendable, Equatable {
         }
         for (name, location) in regions.sorted(by: { $0.key < $1.key }) {
             problems += ProximaConfiguration.coordinateProblems(location.latitude, location.longitude, at: "routing.regions.\(name)")
+        }
+        for (index, entry) in networks.enumerated() {
+            do { _ = try IPNetwork(parsing: entry.network) } catch {
+                problems.append(.init("routing.networks[\(index)].network", "'\(entry.network)' \(error)"))
+            }
+            if regions[entry.location] == nil && !siteNames.contains(entry.location)
+                && Coordinates(parsing: entry.location) == nil
+            {
+                problems.append(
+                    .init(
+                        "routing.networks[\(index)].location",
+                        "must be 'latitude,longitude', a site or a region of routing.regions; got '\(entry.location)'"))
+            }
         }
         problems += breaker.problems(at: "routing.breaker")
         problems += telemetry.problems(at: "routing.telemetry")

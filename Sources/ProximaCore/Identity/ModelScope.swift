@@ -1,6 +1,7 @@
 /// Which models a tenant or key may use: every model, or a list of names and prefix patterns
-/// (`llama-3.1-*` matches every name starting `llama-3.1-`). Names are compared exactly as the caller
-/// sends them, after alias resolution is not applied: list aliases too if callers use them.
+/// (`llama-3.1-*` matches every name starting `llama-3.1-`). Names are compared exactly; the gateway
+/// allows a request when the scope allows the name the caller sent or the logical model that name
+/// resolves to (so listing a model's logical name covers its aliases).
 public enum ModelScope: Sendable, Equatable, Codable {
     case all
     case only([String])

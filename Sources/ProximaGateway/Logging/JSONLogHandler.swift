@@ -33,13 +33,23 @@ public struct JSONLogHandler: LogHandler {
     static func merged(
         _ metadata: Logger.Metadata, _ provider: Logger.MetadataProvider?, _ event: LogEvent
     ) -> [(key: String, value: Logger.Metadata.Value)] {
-        var merged = metadata
-        if let provided = provider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        return merged.sorted { $0.key < $1.key }
+        // Listed in order of precedence (the event's own, then the provider's, then the handler's)
+        // and sorted stably by key: the first of each key wins. No dictionary is built or merged.
+        let provided = provider?.get() ?? [:]
+        let extra = event.metadata ?? [:]
+        var all: [(key: String, value: Logger.Metadata.Value)] = []
+        all.reserveCapacity(metadata.count + provided.count + extra.count)
+        for pair in extra { all.append(pair) }
+        for pair in provided { all.append(pair) }
+        for pair in metadata { all.append(pair) }
+        guard all.count > 1 else { return all }
+        var order = Array(all.indices)
+        order.sort { all[$0].key != all[$1].key ? all[$0].key < all[$1].key : $0 < $1 }
+        var merged: [(key: String, value: Logger.Metadata.Value)] = []
+        merged.reserveCapacity(all.count)
+        for index in order where merged.last?.key != all[index].key { merged.append(all[index]) }
+        return merged
     }
 
-    static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-    }
+    static func timestamp() -> String { LogTimestamp.now() }
 }

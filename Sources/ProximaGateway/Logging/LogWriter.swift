@@ -20,6 +20,9 @@ final class LogWriter: Sendable {
 
     private struct State {
         var pending: [UInt8] = []
+        /// The buffer last written, emptied with its capacity kept, to become `pending` again: lines
+        /// are appended without growing a new buffer from nothing after every write.
+        var spare: [UInt8] = []
         var dropped = 0
         var started = false
     }
@@ -59,6 +62,9 @@ final class LogWriter: Sendable {
         var bytes = take()
         while !bytes.isEmpty {
             writeAll(bytes)
+            bytes.removeAll(keepingCapacity: true)
+            let written = bytes
+            state.withLock { state in if state.spare.capacity < written.capacity { state.spare = written } }
             bytes = take()
         }
     }
@@ -66,6 +72,7 @@ final class LogWriter: Sendable {
     private func take() -> [UInt8] {
         state.withLock { state in
             var bytes: [UInt8] = []
+            swap(&bytes, &state.spare)
             swap(&bytes, &state.pending)
             if state.dropped > 0 {
                 bytes += Array("log: \(state.dropped) lines dropped, the log's reader could not keep up\n".utf8)
@@ -80,6 +87,9 @@ final class LogWriter: Sendable {
         let thread = Thread { [self] in
             while true {
                 wakeUp.wait()
+                // Lines that come within a moment are written together: under load the thread wakes
+                // once per batch, not once per request.
+                usleep(2_000)
                 drain()
             }
         }

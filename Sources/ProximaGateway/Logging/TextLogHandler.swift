@@ -31,9 +31,20 @@ public struct TextLogHandler: LogHandler {
 
     /// The line written for an event, newline included.
     func line(for event: LogEvent) -> String {
-        var line = "\(JSONLogHandler.timestamp()) \(event.level) \(Self.escaped(label)): \(Self.escaped("\(event.message)"))"
+        var line = ""
+        line.reserveCapacity(256)
+        line += JSONLogHandler.timestamp()
+        line += " "
+        line += event.level.rawValue
+        line += " "
+        line += Self.escaped(label)
+        line += ": "
+        line += Self.escaped("\(event.message)")
         for (key, value) in JSONLogHandler.merged(metadata, metadataProvider, event) {
-            line += " \(Self.escaped(key))=\(Self.value("\(value)"))"
+            line += " "
+            line += Self.escaped(key)
+            line += "="
+            if case .string(let text) = value { line += Self.value(text) } else { line += Self.value("\(value)") }
         }
         line += "\n"
         return line

@@ -60,6 +60,18 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// A steering header (`x-proxima-policy`, `x-proxima-client-location`) from a caller that may
+    /// not steer, ignored.
+    func recordIgnoredSteering(header: String) {
+        counter("proxima_steering_headers_ignored_total", [("header", header)]).increment()
+    }
+
+    /// A request refused by the identify stage (401), or by admission (`reason`: `model`,
+    /// `requests`, `tokens`, `concurrency`, `max_tokens`, `budget`).
+    func recordRefusal(stage: String, reason: String) {
+        counter("proxima_refusals_total", [("stage", stage), ("reason", reason)]).increment()
+    }
+
     func requestStarted() { inFlight.increment() }
     func requestEnded() { inFlight.decrement() }
 

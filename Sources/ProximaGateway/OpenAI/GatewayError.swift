@@ -10,13 +10,19 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     public var code: String
     public var param: String?
     public var message: String
+    /// Header fields the answer carries besides the body's (`WWW-Authenticate` on a 401, the
+    /// rate-limit headers of a limited caller).
+    public var headers: HTTPFields
 
-    public init(status: HTTPResponse.Status, type: String, code: String, param: String? = nil, message: String) {
+    public init(
+        status: HTTPResponse.Status, type: String, code: String, param: String? = nil, message: String, headers: HTTPFields = HTTPFields()
+    ) {
         self.status = status
         self.type = type
         self.code = code
         self.param = param
         self.message = message
+        self.headers = headers
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -33,6 +39,24 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         .init(
             status: .notFound, type: "invalid_request_error", code: "model_not_found", param: "model",
             message: "The model '\(model)' does not exist or is not served by this gateway; GET /v1/models lists the models.")
+    }
+
+    /// The one answer to every missing or bad credential: which part was wrong (no header, a
+    /// malformed one, an unknown or revoked key, a bad signature, an expired token, a disabled
+    /// tenant) is not told, so that a caller cannot probe for valid key ids or tenants.
+    public static func unauthorized() -> GatewayError {
+        var headers = HTTPFields()
+        headers[.wwwAuthenticate] = "Bearer realm=\"proxima\""
+        return .init(
+            status: .unauthorized, type: "invalid_request_error", code: "invalid_api_key",
+            message: "Missing or invalid credentials. Send 'Authorization: Bearer <API key or token>'.", headers: headers)
+    }
+
+    /// A model the caller's tenant or key may not use.
+    public static func modelNotAllowed(_ model: String) -> GatewayError {
+        .init(
+            status: .forbidden, type: "invalid_request_error", code: "model_not_allowed", param: "model",
+            message: "The model '\(model)' is not allowed for this caller; GET /v1/models lists the models it may use.")
     }
 
     public static func bodyTooLarge(limit: Int?) -> GatewayError {

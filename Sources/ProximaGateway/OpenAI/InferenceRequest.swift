@@ -38,6 +38,9 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
     /// The caller asked for the usage chunk at the end of a stream.
     var callerWantsStreamUsage: Bool
     var maxOutputTokens: Int?
+    /// A `max_tokens` the gateway adds to the upstream body because the request set none and the
+    /// caller's limits cap it (see ``limitOutput(to:)``).
+    private(set) var impliedMaxTokens: Int?
     /// Where the input (`messages`, `prompt` or `input`) sits in the body.
     var inputRange: Range<Int>
 
@@ -170,8 +173,19 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
     /// The body to send upstream: the model renamed to the endpoint's name for it and, for streams,
     /// usage reporting switched on so that tokens are counted. Everything else is passed through byte
     /// for byte.
+    /// Caps the output of a request that sets no `max_tokens`: the upstream is sent `max_tokens`.
+    mutating func limitOutput(to cap: Int) {
+        guard maxOutputTokens == nil, operation != .embeddings else { return }
+        let tokens = min(max(cap, 1), Self.maximumOutputTokens)
+        maxOutputTokens = tokens
+        impliedMaxTokens = tokens
+    }
+
     @_spi(Benchmarks) public func upstreamBody(upstreamModel: String, allocator: ByteBufferAllocator) -> ByteBuffer {
         var edits: [(range: Range<Int>, replacement: String)] = []
+        if let impliedMaxTokens {
+            edits.append((objectEnd..<objectEnd, ",\"max_tokens\":\(impliedMaxTokens)"))
+        }
         if upstreamModel != model {
             edits.append((modelRange, JSONScanner.quoted(upstreamModel)))
         }

@@ -85,6 +85,28 @@ struct JSONScanner {
         return members
     }
 
+    /// The elements of an array found at `range` of a buffer already validated by `topLevelMembers`:
+    /// each one's kind and byte range.
+    static func elements(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws(SyntaxError) -> [(kind: ValueKind, range: Range<Int>)] {
+        var scanner = JSONScanner(UnsafeRawBufferPointer(rebasing: bytes[range]))
+        try scanner.expect(UInt8(ascii: "["), "'['")
+        var elements: [(kind: ValueKind, range: Range<Int>)] = []
+        scanner.skipWhitespace()
+        if scanner.peek() == UInt8(ascii: "]") { return elements }
+        while true {
+            scanner.skipWhitespace()
+            let start = scanner.position
+            let kind = try scanner.scanValue(depth: 1)
+            elements.append((kind, (start + range.lowerBound)..<(scanner.position + range.lowerBound)))
+            scanner.skipWhitespace()
+            switch scanner.peek() {
+            case UInt8(ascii: ","): scanner.position += 1
+            case UInt8(ascii: "]"): return elements
+            default: throw scanner.error("expected ',' or ']'")
+            }
+        }
+    }
+
     /// Decodes the JSON string literal at `range` (quotes included), which the scanner has validated.
     static func decodeString(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String {
         let inner = UnsafeRawBufferPointer(rebasing: bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])

@@ -45,8 +45,8 @@ struct ProxySettings: Sendable {
 /// error event, never silently.
 ///
 /// Every endpoint a request is sent to is held by an ``EndpointClaim`` that ends exactly once, and
-/// the request's outcome is written once, by its ``RequestRecord``: see "The claim lifecycle" in
-/// docs/architecture.md.
+/// the request's outcome is booked once, by its ``RequestAccount`` (which also ends the serving
+/// endpoint's claim): see "The claim lifecycle" in docs/architecture.md.
 struct InferenceProxy: Sendable {
     let state: RoutingState
     /// AsyncHTTPClient for streams (its read timeout is `timeouts.idle`) and for plain requests (no
@@ -67,8 +67,8 @@ struct InferenceProxy: Sendable {
         var decision: RouteDecision
         /// The configuration and fleet the request was routed under.
         var routing: RoutingSnapshot
-        /// Where the request's outcome is written, once.
-        var record: RequestRecord
+        /// Where the request's outcome is booked, once.
+        var account: RequestAccount
         /// Prompt prefix hashes, recorded where the request is sent (prefix affinity).
         var prefixBlocks: [UInt64] = []
         var requestID: String
@@ -120,7 +120,7 @@ struct InferenceProxy: Sendable {
     func forward(_ exchange: Exchange, firstClaim: EndpointClaim?, channel: (any Channel)?) async throws -> Response {
         var exchange = exchange
         exchange.eventLoop = channel?.eventLoop
-        let record = exchange.record
+        let account = exchange.account
         let settings = exchange.settings
         let supervisor = RequestSupervisor(watch: watch, channel: channel)
         let totalDeadline = exchange.arrival + settings.total
@@ -157,8 +157,11 @@ struct InferenceProxy: Sendable {
             let sentAt = ContinuousClock.now
             let deadline = min(sentAt + headTimeout, totalDeadline)
             let cancelled = CancelledLegs()
+            // The pooled client keeps a plain request's deadline itself, as a timer on the upstream
+            // connection's event loop; other work is bounded by the supervisor, which costs a task.
+            let clientKeepsDeadline = !exchange.request.stream && hedge == nil && usesPooledClient(primary.endpoint)
             do {
-                let race = try await supervisor.run(until: deadline) {
+                let race = try await supervisor.run(until: clientKeepsDeadline ? nil : deadline) {
                     try await self.race(
                         exchange, primary: primary, hedge: hedge, hedgeDelay: hedgeDelay, sentAt: sentAt, headDeadline: deadline,
                         cancelled: cancelled)
@@ -179,19 +182,17 @@ struct InferenceProxy: Sendable {
                 case .answered(let answer):
                     // A whole answer: its time includes generation, so it teaches nothing about TTFT.
                     winner.claim.firstToken(ttft: nil, predicted: nil)
-                    if answer.endpointFault {
-                        winner.claim.fail()
-                    } else if answer.error != nil {
-                        // The gateway's own limit (an answer too large): says nothing about the endpoint.
-                        winner.claim.abandon()
-                    } else {
-                        winner.claim.succeed()
-                    }
+                    // A broken answer counts against the endpoint; the gateway's own limit (an answer
+                    // too large) says nothing about it.
+                    let verdict: RequestAccount.Verdict =
+                        answer.endpointFault ? .failed : answer.error != nil ? .abandoned : .succeeded(timePerOutputToken: nil)
                     var finished = exchange
                     finished.upstreamWait += answer.upstreamWait - (returnedAt - sentAt)
                     if let error = answer.error {
                         // After a 2xx head nothing is sent again: the endpoint did the work once.
-                        record.finish(endpoint: winner.endpoint.name, status: error.status.code, usage: nil, upstreamWait: finished.upstreamWait)
+                        account.finish(
+                            status: error.status.code, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict,
+                            upstreamWait: finished.upstreamWait)
                         logger.warning(
                             "answer failed after its head", metadata: ["request_id": "\(exchange.requestID)", "error": "\(error.message)"])
                         throw error
@@ -202,9 +203,9 @@ struct InferenceProxy: Sendable {
                     if answer.status < 300 {
                         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: winner.endpoint.name, answer.receivedAt - exchange.arrival)
                     }
-                    record.finish(
-                        endpoint: winner.endpoint.name, status: answer.status, usage: answer.usage, estimated: answer.usageEstimated,
-                        upstreamWait: finished.upstreamWait)
+                    account.finish(
+                        status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
+                        estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait)
                     return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
@@ -222,13 +223,13 @@ struct InferenceProxy: Sendable {
             } catch SupervisionStop.callerDisconnected {
                 for leg in cancelled.takeAll() { leg.claim.abandon() }
                 metrics.recordCallerDisconnect(model: exchange.model.name)
-                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
+                account.finish(status: 499, endpoint: primary.endpoint, upstreamWait: exchange.upstreamWait)
                 logger.debug("caller disconnected before the answer", metadata: ["request_id": "\(exchange.requestID)"])
                 throw CancellationError()
             } catch is CancellationError {
                 // The gateway is shutting down: not the endpoint's fault.
                 for leg in cancelled.takeAll() { leg.claim.abandon() }
-                record.finish(endpoint: primary.endpoint.name, status: 499, usage: nil, upstreamWait: exchange.upstreamWait)
+                account.finish(status: 499, endpoint: primary.endpoint, upstreamWait: exchange.upstreamWait)
                 throw CancellationError()
             } catch SupervisionStop.deadlineExceeded {
                 exchange.upstreamWait += ContinuousClock.now - sentAt
@@ -248,7 +249,7 @@ struct InferenceProxy: Sendable {
                 if overall { break }
             }
         }
-        record.finish(endpoint: "none", status: lastError.status.code, usage: nil, upstreamWait: exchange.upstreamWait)
+        account.finish(status: lastError.status.code, upstreamWait: exchange.upstreamWait)
         logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
     }
@@ -449,6 +450,14 @@ struct InferenceProxy: Sendable {
                         error: .upstreamFailed("Endpoint '\(endpoint.name)' sent an answer larger than the gateway's limit of \(limit) bytes.")))
             } catch let error where !(error is CancellationError) && !Task.isCancelled {
                 let (kind, mapped) = Self.classify(error, endpoint: endpoint.name)
+                if kind == .timeout && headDeadline >= exchange.arrival + exchange.settings.total {
+                    // The request's own time limit ran out while the answer arrived: not the endpoint's fault.
+                    let error = GatewayError.upstreamTimeout("The request exceeded the total time limit before its answer was complete.")
+                    return .answered(
+                        WholeAnswer(
+                            status: error.status.code, body: ByteBuffer(), receivedAt: .now, upstreamWait: ContinuousClock.now - sentAt,
+                            error: error))
+                }
                 metrics.recordUpstreamError(endpoint: endpoint.name, kind: kind)
                 return .answered(
                     WholeAnswer(
@@ -482,6 +491,8 @@ struct InferenceProxy: Sendable {
         return received - sentAt
     }
 
+    private func usesPooledClient(_ endpoint: Endpoint) -> Bool { pooled != nil && endpoint.url.scheme == "http" }
+
     /// Sends the request to one endpoint and waits for the head of its answer: through the pooled
     /// client for plain HTTP, else through AsyncHTTPClient.
     private func send(
@@ -499,12 +510,14 @@ struct InferenceProxy: Sendable {
         if let authorization = exchange.routing.authorizations[endpoint.index] { headers.add(name: "authorization", value: authorization) }
         if endpoint.engine == .emulated, let location = exchange.clientLocation { headers.add(name: "x-proxima-client-location", value: location) }
         let remaining = max(.nanoseconds(1), headDeadline - ContinuousClock.now)
-        if let pooled, endpoint.url.scheme == "http" {
+        if let pooled, usesPooledClient(endpoint) {
             let head = HTTPRequestHead(
                 version: .http1_1, method: .POST, uri: endpoint.url.basePath + request.operation.upstreamPath, headers: headers)
             let response = try await pooled.execute(
                 host: endpoint.url.host, port: endpoint.url.port, head: head, body: body,
-                headDeadline: .now() + .nanoseconds(remaining.nanoseconds), eventLoop: exchange.eventLoop)
+                headDeadline: .now() + .nanoseconds(remaining.nanoseconds),
+                answerDeadline: request.stream ? .distantFuture : .now() + .nanoseconds(remaining.nanoseconds),
+                eventLoop: exchange.eventLoop)
             return try Self.refusingCompressedStream(
                 UpstreamAnswer(
                     status: Int(response.head.status.code), contentType: response.head.headers.first(name: "content-type"),
@@ -538,7 +551,7 @@ struct InferenceProxy: Sendable {
         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: endpoint.name, firstEventAt - exchange.arrival)
         let proxy = self
         // If the caller leaves before this body is written, the body is dropped unwritten: the claim
-        // and the record, held only by it, then abandon themselves (see `EndpointClaim.deinit`).
+        // and the account, held only by it, then end themselves (see `EndpointClaim.deinit`).
         let claim = leg.claim
         return Response(
             status: .ok, headers: headers,
@@ -581,15 +594,17 @@ struct InferenceProxy: Sendable {
                 let ended = ContinuousClock.now
                 exchange.upstreamWait += ended - relayStart
                 let pace = relay.contentEvents > 1 ? (ended - firstEventAt).seconds / Double(relay.contentEvents - 1) : nil
+                let verdict: RequestAccount.Verdict
                 switch status {
-                case 200: claim.succeed(timePerOutputToken: pace)
+                case 200: verdict = .succeeded(timePerOutputToken: pace)
                 // The caller left, the gateway stops, or the request's own time limit ran out: not the endpoint's failure.
-                case 499, 504: claim.abandon()
-                default: claim.fail()
+                case 499, 504: verdict = .abandoned
+                default: verdict = .failed
                 }
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
-                exchange.record.finish(
-                    endpoint: endpoint.name, status: status, usage: usage, estimated: relay.usage == nil, upstreamWait: exchange.upstreamWait)
+                exchange.account.finish(
+                    status: status, endpoint: endpoint, claim: claim, verdict: verdict, usage: usage, estimated: relay.usage == nil,
+                    upstreamWait: exchange.upstreamWait)
                 if cancelled { throw CancellationError() }
             })
     }

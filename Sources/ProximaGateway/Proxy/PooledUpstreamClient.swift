@@ -7,7 +7,7 @@ import Synchronization
 enum UpstreamClientError: Error, Equatable, CustomStringConvertible {
     /// The TCP connection was not established within the connect timeout.
     case connectTimeout
-    /// No response head before the deadline.
+    /// No response head before the deadline, or (for a plain answer) not all of the answer.
     case headTimeout
     /// The response stopped arriving for longer than the idle timeout.
     case idleTimeout
@@ -80,17 +80,19 @@ final class PooledUpstreamClient: Sendable {
     /// - Parameters:
     ///   - head: method, path and headers; `host` and `content-length` are added here.
     ///   - headDeadline: when the response head must have arrived.
+    ///   - answerDeadline: when the whole answer must have arrived (a plain answer: its deadline is
+    ///     kept here, on the connection's event loop, rather than by a task beside the reader).
     ///   - eventLoop: where to open a new connection (the caller's, to avoid thread hops).
     func execute(
         host: String, port: Int, head: HTTPRequestHead, body: ByteBuffer, headDeadline: NIODeadline,
-        eventLoop: (any EventLoop)? = nil
+        answerDeadline: NIODeadline = .distantFuture, eventLoop: (any EventLoop)? = nil
     ) async throws -> PooledUpstreamResponse {
         let key = PoolKey(host: host, port: port)
         var head = head
         head.headers.add(name: "host", value: port == 80 ? host : "\(host):\(port)")
         head.headers.add(name: "content-length", value: String(body.readableBytes))
         let request = UpstreamRequestParts(
-            head: head, body: body, headDeadline: headDeadline, idleTimeout: settings.idleTimeout,
+            head: head, body: body, headDeadline: headDeadline, answerDeadline: answerDeadline, idleTimeout: settings.idleTimeout,
             replayable: head.headers.contains(name: "idempotency-key"))
         var resent = false
         while true {
@@ -252,6 +254,9 @@ struct UpstreamRequestParts: Sendable {
     var head: HTTPRequestHead
     var body: ByteBuffer
     var headDeadline: NIODeadline
+    /// When the last byte of the answer must have arrived; `distantFuture` for streams, which the
+    /// idle timeout and the request's supervisor bound instead.
+    var answerDeadline: NIODeadline = .distantFuture
     var idleTimeout: TimeAmount
     /// Carries an `Idempotency-Key`: the upstream deduplicates it, so it may be sent again.
     var replayable: Bool

@@ -13,6 +13,8 @@ struct RoutingSnapshot: Sendable {
     let policies: [String: RoutingPolicy]
     /// The proxy's limits and deadlines under this configuration.
     let proxy: ProxySettings
+    /// Whom to trust with steering headers, and where callers are by their network.
+    let trust: CallerTrust
 
     init(generation: Int, configuration: ProximaConfiguration, environment: [String: String]) throws(InvalidConfiguration) {
         let fleet = try Fleet(configuration: configuration)
@@ -36,6 +38,7 @@ struct RoutingSnapshot: Sendable {
         self.authorizations = authorizations
         self.policies = policies
         self.proxy = ProxySettings(configuration.server)
+        self.trust = CallerTrust(configuration: configuration, fleet: fleet)
     }
 
     /// The policy for a request: the one it names, else its model's, else its route's, else the default.

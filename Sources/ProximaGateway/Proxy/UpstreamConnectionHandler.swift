@@ -6,7 +6,8 @@ import NIOHTTP1
 ///
 /// Deadlines: while the response head is awaited only the head deadline applies (a plain answer's
 /// head comes when generation ends); after it, the idle timeout bounds the silence between two
-/// parts, except while the reader holds reads back (a slow caller is not the upstream's fault).
+/// parts, except while the reader holds reads back (a slow caller is not the upstream's fault), and
+/// an answer deadline, when the request has one, bounds the whole answer.
 final class UpstreamConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = UpstreamRequestParts
@@ -25,6 +26,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private let inbox: UpstreamInbox
     private var machine = UpstreamConnection.StateMachine()
     private var headDeadline = NIODeadline.distantFuture
+    private var answerDeadline = NIODeadline.distantFuture
     private var idleTimeout = TimeAmount.seconds(60)
     private var lastRead = NIODeadline.now()
     /// The inbox is full: the socket is not read until the reader catches up.
@@ -46,6 +48,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             return
         }
         headDeadline = request.headDeadline
+        answerDeadline = request.answerDeadline
         idleTimeout = request.idleTimeout
         lastRead = .now()
         armTimer(context: context)
@@ -158,11 +161,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         cancelTimer()
         let due: NIODeadline
         if machine.awaitingHead {
-            due = headDeadline
+            due = min(headDeadline, answerDeadline)
         } else if readsHeld {
-            return
+            guard answerDeadline != .distantFuture else { return }
+            due = answerDeadline
         } else {
-            due = lastRead + idleTimeout
+            due = min(lastRead + idleTimeout, answerDeadline)
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(deadline: due) {
@@ -175,8 +179,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         timer = nil
         guard machine.inExchange else { return }
         let now = NIODeadline.now()
+        if now >= answerDeadline || (machine.awaitingHead && now >= headDeadline) {
+            return perform(machine.failed(.headTimeout), context: context)
+        }
         if machine.awaitingHead {
-            if now >= headDeadline { return perform(machine.failed(.headTimeout), context: context) }
+            // not yet due: set again below
         } else if readsHeld {
             return  // re-armed when reading resumes
         } else if now >= lastRead + idleTimeout {

@@ -6,7 +6,8 @@ import NIOCore
 import ProximaCore
 
 /// The control plane under `/admin`, for operators holding the admin token (from the variable
-/// `admin.token_env`, `PROXIMA_ADMIN_TOKEN` by default; the API is off without it):
+/// `admin.token_env`, `PROXIMA_ADMIN_TOKEN` by default) or, when authentication is on, the
+/// credential of a principal with the `admin` role (the API is off with neither):
 ///
 /// - `GET /admin/fleet`: every endpoint with its live telemetry;
 /// - `POST /admin/endpoints/{name}/drain` and `/undrain`;
@@ -94,23 +95,39 @@ extension Gateway {
         return "api_key_env '\(variable)' is not in admin.allowed_key_env (\(allowed)); an endpoint added through the admin API may only read its key from a variable listed there"
     }
 
-    /// Refuses a request without the admin token (constant-time comparison), or any request when
-    /// no token is configured.
+    /// Admits a request with the admin token (constant-time comparison) or, when authentication
+    /// is on, the credential of a principal with the `admin` role. Without a token and with
+    /// authentication off the admin API is off.
     func authorizeAdmin(_ request: Request) throws(GatewayError) {
-        let variable = state.snapshot.configuration.admin.tokenEnv
-        guard let token = environment[variable], !token.isEmpty else {
+        let snapshot = state.snapshot
+        let variable = snapshot.configuration.admin.tokenEnv
+        let token = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        let mode = snapshot.trust.mode
+        guard token != nil || mode.isRequired else {
             throw GatewayError(
                 status: .notFound, type: "invalid_request_error", code: "admin_disabled",
                 message: "The admin API is off; set \(variable) to a token to turn it on.")
         }
         let given = request.headers[.authorization] ?? ""
-        let expected = "Bearer \(token)"
-        var difference = given.utf8.count ^ expected.utf8.count
-        for (a, b) in zip(given.utf8, expected.utf8) { difference |= Int(a ^ b) }
+        var difference = 1
+        if let token {
+            let expected = "Bearer \(token)"
+            difference = given.utf8.count ^ expected.utf8.count
+            for (a, b) in zip(given.utf8, expected.utf8) { difference |= Int(a ^ b) }
+        }
+        if difference != 0, mode.isRequired,
+            let identity = try? identification.identity(request.headers, mode: mode, at: Date().timeIntervalSince1970),
+            identity.mayUseAdmin
+        {
+            difference = 0
+        }
         guard difference == 0 else {
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = "Bearer realm=\"proxima-admin\""
             throw GatewayError(
                 status: .unauthorized, type: "invalid_request_error", code: "invalid_admin_token",
-                message: "The admin API needs 'Authorization: Bearer <admin token>'.")
+                message: "The admin API needs 'Authorization: Bearer <admin token>' or the credential of a principal with the admin role.",
+                headers: headers)
         }
     }
 
@@ -130,6 +147,7 @@ extension Gateway {
         compare("server.max_connections_per_upstream") { $0.server.maxConnectionsPerUpstream }
         compare("server.upstream_client") { $0.server.upstreamClient }
         compare("logging") { $0.logging }
+        compare("auth.jwt") { $0.auth.jwt }
         return keys
     }
 
@@ -168,6 +186,7 @@ extension Gateway {
         do {
             let snapshot = try state.replace(configuration: configuration, environment: environment)
             callers.apply(configuration.server.callers)
+            directory.configure(configuration)
             return snapshot
         } catch {
             throw GatewayError(

@@ -28,6 +28,16 @@ public struct Gateway: Sendable {
     let startedAt = Date()
     let requestIDs = RequestIDGenerator()
     let proxy: InferenceProxy
+    /// The stages an inference request goes through (see `Pipeline/RequestPipeline.swift`).
+    let pipeline: RequestPipeline
+    /// Tenants, principals and keys callers are identified against.
+    let directory: IdentityDirectory
+    /// Checks bearer JWTs when the configuration has `auth.jwt`.
+    let verifier: JWTVerifier?
+    /// The identify stage (also used by `/v1/models`, `/v1/route/explain` and `/admin`).
+    let identification: CallerIdentification
+    /// The admission state of keys, principals and tenants.
+    let ledger: LocalAdmissionLedger
     let environment: [String: String]
     /// What caller connections share: their limits, the connection limiter, the body budget.
     let callers: CallerResources
@@ -78,6 +88,18 @@ public struct Gateway: Sendable {
             : nil
         self.proxy = InferenceProxy(
             state: state, client: client, plainClient: plainClient, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
+        self.directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
+        self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
+        self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
+        self.ledger = LocalAdmissionLedger()
+        self.pipeline = RequestPipeline(
+            identify: identification, admit: AdmissionStage(ledger: ledger, metrics: metrics), route: RouteStage(state: state, metrics: metrics),
+            proxy: proxy, metrics: metrics, logger: logger)
+        if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
+            logger.warning(
+                "authentication is off (auth.mode: none) on a listener that is not loopback-only: anyone who reaches it may use every model",
+                metadata: ["host": "\(configuration.server.host)"])
+        }
     }
 
     /// The HTTP routes of the gateway.
@@ -97,17 +119,24 @@ public struct Gateway: Sendable {
                 // keep-alive connection that has served one inference request kept about 70 KB
                 // (1,000 idle connections: 130 MB instead of 60); the child costs about 4% of
                 // throughput.
-                async let response = handleInference(operation, request: request, context: context)
+                async let response = pipeline.handle(operation, request: request, context: context)
                 return try await response
             }
         }
-        router.get("/v1/models") { _, _ in modelList() }
-        router.get("/v1/models/{id}") { _, context in
+        router.get("/v1/models") { request, _ in
+            let snapshot = state.snapshot
+            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
+            return modelList(snapshot.fleet.models.filter { identity.models.allows($0.name) })
+        }
+        router.get("/v1/models/{id}") { request, context in
+            let snapshot = state.snapshot
+            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
             let id = context.parameters.get("id") ?? ""
-            guard let model = state.snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            guard let model = snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
+            guard identity.models.allows(id) || identity.models.allows(model.name) else { throw GatewayError.modelNotAllowed(id) }
             return jsonResponse(modelObject(model.name))
         }
-        router.post("/v1/route/explain") { request, _ in try await explainRoute(request) }
+        router.post("/v1/route/explain") { request, context in try await explainRoute(request, context: context) }
         addAdminRoutes(to: router)
         router.get("/healthz") { _, _ in jsonResponse("{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in readiness() }
@@ -154,10 +183,14 @@ public struct Gateway: Sendable {
     /// Everything the gateway runs, in start order (they stop in reverse): the upstream client, the
     /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
     public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
-        [
-            UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor(), ReloadOnHangup(gateway: self),
-            makeApplication(onServerRunning: onServerRunning),
-        ]
+        [UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor()] + credentialServices()
+            + [ReloadOnHangup(gateway: self), makeApplication(onServerRunning: onServerRunning)]
+    }
+
+    /// The services that keep credentials current: the JWKS reader when JWTs are accepted.
+    public func credentialServices() -> [any Service] {
+        guard let verifier else { return [] }
+        return [JWKSRefresher(verifier: verifier, client: client, logger: logger)]
     }
 
     /// The service that reads engine metrics and checks endpoints on an interval.
@@ -201,81 +234,22 @@ struct ReloadOnHangup: Service {
 
     // MARK: handlers
 
-    func handleInference(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
-        // From the connection's stamp when there is one: the hand-off to this handler counts too.
-        let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
-        let record = RequestRecord(
-            requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
-            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
-        // Failures before proxying are recorded here; from `forward` on, the proxy records every
-        // outcome itself (streams finish after this function has returned).
-        var exchange: InferenceProxy.Exchange
-        let firstClaim: EndpointClaim?
-        do {
-            let limit = state.snapshot.configuration.server.maxRequestBodyBytes
-            let declared = request.headers[.contentLength].flatMap(Int.init)
-            if let declared, declared > limit {
-                throw GatewayError.bodyTooLarge(limit: limit)
-            }
-            let body: ByteBuffer
-            do {
-                body = try await Self.collect(request.body, declaredLength: declared, limit: limit)
-            } catch let refusal as CallerConnection.Refusal {
-                // The connection stopped the body (a stall, bad chunks, the body memory budget).
-                throw refusal.gatewayError
-            }
-            let inference = try InferenceRequest(operation: operation, body: body)
-            let routing = state.snapshot
-            guard let model = routing.fleet.model(named: inference.model) else {
-                throw GatewayError.modelNotFound(inference.model)
-            }
-            record.identify(model: model.name, stream: inference.stream)
-            let policy = try routing.policy(requested: request.headers[.proximaPolicy], model: model, operation: operation)
-            let routeRequest = try makeRouteRequest(inference, model: model, request: request, routing: routing)
-            let (snapshot, decision, claim) = state.route(routeRequest, policy: policy, limit: routing.proxy.maxAttempts + 1)
-            metrics.recordRouteDecision(
-                policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
-                exclusions: decision.exclusions)
-            guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
-            exchange = InferenceProxy.Exchange(
-                request: inference, model: model, decision: decision, routing: snapshot, record: record, requestID: context.requestID,
-                arrival: record.arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
-            exchange.prefixBlocks = routeRequest.prefixBlocks
-            firstClaim = claim
-        } catch {
-            // A body that could not be read means the caller went away (499 in the nginx convention).
-            let status = (error as? GatewayError)?.status.code ?? 499
-            record.finish(endpoint: "none", status: status, usage: nil)
-            if status >= 500 {
-                logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
-            }
-            throw error
-        }
-        return try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+    /// Replaces the tenants, principals and keys from the store (its `identitySnapshot()`); the
+    /// configuration's own tenants and principals stay beneath them. Takes effect with the next
+    /// request.
+    public func replaceIdentities(with snapshot: IdentitySnapshot) {
+        directory.replace(with: snapshot)
     }
 
-    /// A request body, whole, up to `limit` bytes (413 past it). A body in one part is returned as
-    /// it is; a longer one goes into one buffer sized for its declared length, rather than one that
-    /// doubles (and is copied) as parts arrive: a 4 MB body held 4 MiB plus a 2 MiB copy at its peak.
-    static func collect(_ body: RequestBody, declaredLength: Int?, limit: Int) async throws -> ByteBuffer {
-        var parts = body.makeAsyncIterator()
-        guard var collected = try await parts.next() else { return ByteBuffer() }
-        guard collected.readableBytes <= limit else { throw GatewayError.bodyTooLarge(limit: limit) }
-        var sized = false
-        while var part = try await parts.next() {
-            guard part.readableBytes <= limit - collected.readableBytes else { throw GatewayError.bodyTooLarge(limit: limit) }
-            if !sized {
-                sized = true
-                let expected = max(declaredLength ?? 0, collected.readableBytes + part.readableBytes)
-                collected.reserveCapacity(minimumWritableBytes: expected - collected.readableBytes)
-            }
-            collected.writeBuffer(&part)
-        }
-        return collected
+    /// Whether a listener address accepts loopback connections only.
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        guard let address = IPAddress(host) else { return false }
+        return (try? IPNetwork(parsing: "127.0.0.0/8"))?.contains(address) == true || address == IPAddress(high: 0, low: 1)
     }
 
-    func modelList() -> Response {
-        let data = state.snapshot.fleet.models.map { modelObject($0.name) }.joined(separator: ",")
+    func modelList(_ models: [LogicalModel]) -> Response {
+        let data = models.map { modelObject($0.name) }.joined(separator: ",")
         return jsonResponse("{\"object\":\"list\",\"data\":[\(data)]}")
     }
 
@@ -283,7 +257,8 @@ struct ReloadOnHangup: Service {
         "{\"id\":\(JSONScanner.quoted(name)),\"object\":\"model\",\"created\":\(Int(startedAt.timeIntervalSince1970)),\"owned_by\":\"proxima\"}"
     }
 
-    /// Ready while at least one endpoint can take requests (not drained, breaker not open).
+    /// Ready while at least one endpoint can take requests (not drained, breaker not open) and, when
+    /// only JWTs are accepted, the JWKS's keys are current.
     func readiness() -> Response {
         let (snapshot, telemetry, now) = state.current()
         var availableCount = 0
@@ -299,8 +274,16 @@ struct ReloadOnHangup: Service {
             item.bool("drained", status.drained)
             return item.finished()
         }
-        let ready = availableCount > 0
-        let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\",\"endpoints\":[\(endpoints.joined(separator: ","))]}"
+        var ready = availableCount > 0
+        var jwks = ""
+        if let verifier, snapshot.trust.mode.jwt {
+            // Without current signing keys every JWT is refused: a gateway that accepts nothing
+            // else is not ready.
+            let loaded = verifier.currentKeys(at: Date().timeIntervalSince1970) != nil
+            jwks = ",\"jwks\":\"\(loaded ? "loaded" : "unavailable")\""
+            if !loaded && !snapshot.trust.mode.keys { ready = false }
+        }
+        let body = "{\"status\":\"\(ready ? "ready" : "unavailable")\"\(jwks),\"endpoints\":[\(endpoints.joined(separator: ","))]}"
         return jsonResponse(body, status: ready ? .ok : .serviceUnavailable)
     }
 

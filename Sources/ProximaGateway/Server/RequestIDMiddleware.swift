@@ -44,7 +44,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     }
 
     static func errorResponse(_ error: GatewayError) -> Response {
-        var headers = HTTPFields()
+        var headers = error.headers
         headers[.contentType] = "application/json"
         return Response(status: error.status, headers: headers, body: .init(byteBuffer: .init(string: error.jsonObject)))
     }

@@ -37,7 +37,8 @@ final class RunningGateway: Sendable {
         }
         let group = ServiceGroup(
             configuration: gateway.serviceGroupConfiguration(
-                services: [gateway.upstreamClientService()] + (monitor ? [gateway.endpointMonitor()] : []) + [application],
+                services: [gateway.upstreamClientService()] + (monitor ? [gateway.endpointMonitor()] : []) + gateway.credentialServices()
+                    + [application],
                 signals: []))
         let task = Task { try await group.run() }
         var iterator = portStream.makeAsyncIterator()

@@ -1,0 +1,137 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ProximaCore
+
+/// The path of an inference request through the gateway, stage by stage, in the order they run.
+/// Each stage is a type with one job that can be tested alone; each answers the caller with its own
+/// error (in the OpenAI format) when the request stops there.
+///
+/// | stage | type | stops a request with |
+/// |---|---|---|
+/// | identify | ``CallerIdentification`` | 401 with `WWW-Authenticate` (one answer for every bad credential) |
+/// | read | ``RequestPipeline/read(_:operation:limit:)`` + ``InferenceRequest`` | 413, 400 naming the field |
+/// | authorize | ``RequestPipeline/authorize(_:model:requested:)`` | 403 `model_not_allowed` |
+/// | admit | ``AdmissionStage`` | 429 with `Retry-After` (`insufficient_quota` for a spent budget), 400 for `max_tokens` |
+/// | route | ``RouteStage`` | 404, 400, 503 naming every exclusion |
+/// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte) |
+/// | account | ``RequestAccount`` | (books the outcome and settles admission, once, whoever learns it) |
+///
+/// Every answer to a caller with rate limits carries OpenAI's `x-ratelimit-*` headers.
+struct RequestPipeline: Sendable {
+    let identify: CallerIdentification
+    let admit: AdmissionStage
+    let route: RouteStage
+    let proxy: InferenceProxy
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    func handle(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
+        // From the connection's stamp when there is one: the hand-off to this handler counts too.
+        let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
+        let account = RequestAccount(
+            requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
+            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
+        let exchange: InferenceProxy.Exchange
+        let firstClaim: EndpointClaim?
+        var limitHeaders = HTTPFields()
+        var identified: CallerIdentity?
+        do {
+            let routing = route.state.snapshot
+            let trust = routing.trust
+            let caller = try identify.identify(
+                request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
+                at: Date().timeIntervalSince1970)
+            identified = caller.identity
+            var inference = try await Self.read(request, operation: operation, limit: routing.configuration.server.maxRequestBodyBytes)
+            let (current, model) = try route.resolve(inference.model)
+            account.describe(model: model.name, stream: inference.stream)
+            try Self.authorize(caller.identity, model: model, requested: inference.model)
+            let admission = try admit.admit(
+                inference, caller: caller.identity, expectedOutputTokens: current.configuration.routing.expectedOutputTokens,
+                at: Date().timeIntervalSince1970)
+            if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
+            if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
+            limitHeaders = AdmissionStage.fields(admission.headers)
+            (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
+        } catch {
+            // A body that could not be read means the caller went away (499 in the nginx convention).
+            let status = (error as? GatewayError)?.status.code ?? 499
+            account.finish(status: status)
+            if status >= 500 {
+                logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
+            }
+            guard var refusal = error as? GatewayError else { throw error }
+            if limitHeaders.isEmpty, let identified, identified.isLimited,
+                !refusal.headers.contains(where: { $0.name.canonicalName.hasPrefix("x-ratelimit-") })
+            {
+                // Refused before admission (a model it may not use, a bad body): the caller's
+                // limits as they stand, uncharged.
+                limitHeaders = AdmissionStage.fields(admit.ledger.headers(for: identified, at: Date().timeIntervalSince1970))
+            }
+            refusal.headers.append(contentsOf: limitHeaders)
+            throw refusal
+        }
+        // From here on the proxy books every outcome (streams end after this function has returned).
+        do {
+            var response = try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
+            response.headers.append(contentsOf: limitHeaders)
+            return response
+        } catch var failure as GatewayError {
+            failure.headers.append(contentsOf: limitHeaders)
+            throw failure
+        }
+    }
+
+    /// The caller's address as the connection sees it.
+    static func peerAddress(_ context: GatewayRequestContext) -> IPAddress? {
+        context.channel?.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+    }
+
+    /// Whether the caller may use the model: its scope (the tenant's, narrowed by the key's) must
+    /// allow the name it asked for or the logical model that name resolves to. Checked before
+    /// admission and routing, so a refused request costs the caller nothing.
+    static func authorize(_ identity: CallerIdentity, model: LogicalModel, requested: String) throws(GatewayError) {
+        guard identity.models.allows(requested) || identity.models.allows(model.name) else {
+            throw GatewayError.modelNotAllowed(requested)
+        }
+    }
+
+    /// The read stage: the body, up to `limit` bytes (413 past it, also for a larger declared
+    /// length, before reading), checked and inspected once (``InferenceRequest``).
+    static func read(_ request: Request, operation: InferenceOperation, limit: Int) async throws -> InferenceRequest {
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > limit {
+            throw GatewayError.bodyTooLarge(limit: limit)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await collect(request.body, declaredLength: declared, limit: limit)
+        } catch let refusal as CallerConnection.Refusal {
+            // The connection stopped the body (a stall, bad chunks, the body memory budget).
+            throw refusal.gatewayError
+        }
+        return try InferenceRequest(operation: operation, body: body)
+    }
+
+    /// A request body, whole, up to `limit` bytes (413 past it). A body in one part is returned as
+    /// it is; a longer one goes into one buffer sized for its declared length, rather than one that
+    /// doubles (and is copied) as parts arrive: a 4 MB body held 4 MiB plus a 2 MiB copy at its peak.
+    static func collect(_ body: RequestBody, declaredLength: Int?, limit: Int) async throws -> ByteBuffer {
+        var parts = body.makeAsyncIterator()
+        guard var collected = try await parts.next() else { return ByteBuffer() }
+        guard collected.readableBytes <= limit else { throw GatewayError.bodyTooLarge(limit: limit) }
+        var sized = false
+        while var part = try await parts.next() {
+            guard part.readableBytes <= limit - collected.readableBytes else { throw GatewayError.bodyTooLarge(limit: limit) }
+            if !sized {
+                sized = true
+                let expected = max(declaredLength ?? 0, collected.readableBytes + part.readableBytes)
+                collected.reserveCapacity(minimumWritableBytes: expected - collected.readableBytes)
+            }
+            collected.writeBuffer(&part)
+        }
+        return collected
+    }
+}
