@@ -13,8 +13,8 @@ import Testing
         return bundle.appendingPathComponent("proxima").path
     }()
 
-    func proxima(_ arguments: [String], environment: [String: String] = [:]) throws -> Subprocess.Result {
-        try Subprocess.run(Self.executable, arguments, environment: environment)
+    func proxima(_ arguments: [String], environment: [String: String] = [:]) async throws -> Subprocess.Result {
+        try await Subprocess.run(Self.executable, arguments, environment: environment)
     }
 
     @Test func identitiesAreManagedAndNoSecretIsEverPrintedTwice() async throws {
@@ -23,9 +23,9 @@ import Testing
         let dataDirectory = (database.sqlitePath as NSString).deletingLastPathComponent
         let store = ["--data-dir", dataDirectory]
 
-        #expect(try proxima(["tenants", "create", "acme", "--model", "llama-3.1-*", "--requests-per-minute", "600"] + store).status == 0)
-        #expect(try proxima(["principals", "create", "acme", "ci", "--role", "steering"] + store).status == 0)
-        let created = try proxima(["keys", "create", "acme", "ci", "--name", "deploy", "--expires-in", "30d"] + store)
+        #expect(try await proxima(["tenants", "create", "acme", "--model", "llama-3.1-*", "--requests-per-minute", "600"] + store).status == 0)
+        #expect(try await proxima(["principals", "create", "acme", "ci", "--role", "steering"] + store).status == 0)
+        let created = try await proxima(["keys", "create", "acme", "ci", "--name", "deploy", "--expires-in", "30d"] + store)
         #expect(created.status == 0)
         let token = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
         let parsed = try #require(APIKeyToken(parsing: token))
@@ -38,18 +38,18 @@ import Testing
         await opened.close()
 
         for arguments in [["keys", "list", "acme"], ["keys", "list", "acme", "--json"], ["tenants", "show", "acme"], ["tenants", "show", "acme", "--json"]] {
-            let listed = try proxima(arguments + store)
+            let listed = try await proxima(arguments + store)
             #expect(listed.status == 0)
             #expect(listed.output.contains(key.id))
             #expect(!listed.output.contains(parsed.secret) && !listed.output.contains(key.secretHash))
             #expect(!listed.output.lowercased().contains("hash"))
         }
-        let tenants = try proxima(["tenants", "list", "--json"] + store)
+        let tenants = try await proxima(["tenants", "list", "--json"] + store)
         let views = try JSONDecoder().decode([TenantView].self, from: Data(tenants.output.utf8))
         #expect(views.map(\.id) == ["acme"] && views[0].limits.requestsPerMinute == 600 && views[0].models == ["llama-3.1-*"])
 
         // Revoking by the whole token works too and prints only the id.
-        let revoked = try proxima(["keys", "revoke", token] + store)
+        let revoked = try await proxima(["keys", "revoke", token] + store)
         #expect(revoked.status == 0 && revoked.output.contains(key.id) && !revoked.output.contains(parsed.secret))
         let reopened = try await database.open()
         #expect(try await reopened.key(id: key.id).revokedAt != nil)
@@ -60,20 +60,20 @@ import Testing
         let database = try await TestDatabase.make(.sqlite)
         defer { database.remove() }
         let store = ["--data-dir", (database.sqlitePath as NSString).deletingLastPathComponent]
-        #expect(try proxima(["tenants", "create", "acme"] + store).status == 0)
+        #expect(try await proxima(["tenants", "create", "acme"] + store).status == 0)
 
-        let duplicate = try proxima(["tenants", "create", "acme"] + store)
+        let duplicate = try await proxima(["tenants", "create", "acme"] + store)
         #expect(duplicate.status == 65 && duplicate.errors.contains("tenant 'acme' already exists"))
-        let missing = try proxima(["keys", "revoke", "aaaaaaaaaaaa"] + store)
+        let missing = try await proxima(["keys", "revoke", "aaaaaaaaaaaa"] + store)
         #expect(missing.status == 65 && missing.errors.contains("does not exist"))
-        let invalid = try proxima(["tenants", "create", "Not A Slug"] + store)
+        let invalid = try await proxima(["tenants", "create", "Not A Slug"] + store)
         #expect(invalid.status == 64 && invalid.errors.contains("id:"))
-        let negative = try proxima(["tenants", "update", "acme", "--requests-per-minute=-5"] + store)
+        let negative = try await proxima(["tenants", "update", "acme", "--requests-per-minute=-5"] + store)
         #expect(negative.status == 64 && negative.errors.contains("limits.requests_per_minute"))
-        let unset = try proxima(["tenants", "list", "--database-url-env", "PROXIMA_TEST_UNSET_URL"])
+        let unset = try await proxima(["tenants", "list", "--database-url-env", "PROXIMA_TEST_UNSET_URL"])
         #expect(unset.status == 78 && unset.errors.contains("PROXIMA_TEST_UNSET_URL is not set"))
         let port = try freePort()
-        let unreachable = try proxima(
+        let unreachable = try await proxima(
             ["tenants", "list", "--database-url-env", "PROXIMA_TEST_URL"],
             environment: ["PROXIMA_TEST_URL": "postgres://proxima:hunter2@127.0.0.1:\(port)/proxima?sslmode=disable"])
         #expect(unreachable.status == 69 && unreachable.errors.contains("127.0.0.1:\(port)"))

@@ -11,7 +11,19 @@ enum Subprocess {
         var errors: String
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+    /// Runs the program on a thread of its own, so that waiting for it never holds one of the few
+    /// threads Swift's tasks run on (two on this machine): tests that block those stall every other.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result { try runBlocking(executable, arguments, environment: environment) })
+            }
+            thread.start()
+        }
+    }
+
+    /// Runs the program and waits for it on the calling thread.
+    static func runBlocking(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
         let directory = try TestPostgres.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }

@@ -26,18 +26,23 @@ final class TestPostgres: Sendable {
     }
 
     /// A server of the caller's own; stop it with ``stop()``.
-    static func start() throws -> TestPostgres {
+    static func start() async throws -> TestPostgres {
         _ = registerExitHandler
         let directory = try makeDirectory()
-        let output = try script(["start", directory, "--watch", String(getpid()), "--no-fsync"])
+        let output = try await script(["start", directory, "--watch", String(getpid()), "--no-fsync"])
         let url = output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard url.hasPrefix("postgres://") else { throw Failure(message: "scripts/postgres printed '\(output)'") }
         started.withLock { $0.append(directory) }
         return TestPostgres(directory: directory, url: url)
     }
 
-    func stop() throws {
-        _ = try Self.script(["stop", directory])
+    func stop() async throws {
+        _ = try await Self.script(["stop", directory])
+    }
+
+    /// Starts this server again, on the port it had.
+    func restart() async throws {
+        _ = try await Self.script(["start", directory, "--no-fsync"])
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -54,8 +59,11 @@ final class TestPostgres: Sendable {
 
     /// Runs `scripts/postgres` and returns what it printed.
     @discardableResult
-    static func script(_ arguments: [String]) throws -> String {
-        let result = try Subprocess.run("/bin/bash", [repositoryRoot + "/scripts/postgres"] + arguments)
+    static func script(_ arguments: [String]) async throws -> String {
+        try check(try await Subprocess.run("/bin/bash", [repositoryRoot + "/scripts/postgres"] + arguments), arguments)
+    }
+
+    private static func check(_ result: Subprocess.Result, _ arguments: [String]) throws -> String {
         guard result.status == 0 else {
             throw Failure(message: "scripts/postgres \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.errors)")
         }
@@ -77,7 +85,7 @@ final class TestPostgres: Sendable {
                 return directories
             }
             for directory in directories {
-                _ = try? TestPostgres.script(["stop", directory])
+                _ = try? Subprocess.runBlocking("/bin/bash", [repositoryRoot + "/scripts/postgres", "stop", directory])
                 try? FileManager.default.removeItem(atPath: directory)
             }
         }
@@ -85,13 +93,14 @@ final class TestPostgres: Sendable {
 
     private actor SharedServer {
         static let instance = SharedServer()
-        private var running: TestPostgres?
+        /// One start for every caller, also those that ask while it is under way.
+        private var starting: Task<TestPostgres, any Error>?
 
-        func server() throws -> TestPostgres {
-            if let running { return running }
-            let server = try TestPostgres.start()
-            running = server
-            return server
+        func server() async throws -> TestPostgres {
+            if let starting { return try await starting.value }
+            let task = Task { try await TestPostgres.start() }
+            starting = task
+            return try await task.value
         }
     }
 }
