@@ -248,6 +248,52 @@ import Testing
         await gateway.stop()
     }
 
+    @Test func theCommandLineSeamWorksThroughTheAdminAPI() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let upstream = try await FaultyUpstream.start()
+        let gateway = try await RunningGateway.start(
+            Self.configuration(upstream: upstream.baseURL, directory: directory), environment: Self.environment, openStore: true)
+        let client = AdminAPIClient(baseURL: gateway.baseURL, token: Self.adminToken)
+        do {
+            let administration: any IdentityAdministration = client
+            try await administration.createTenant(Tenant(id: "acme", models: .only(["chat"]), createdAt: 1))
+            await #expect(throws: StoreError.alreadyExists("tenant 'acme'")) { try await administration.createTenant(Tenant(id: "acme")) }
+            try await administration.createPrincipal(Principal(id: "dev", tenantID: "acme", createdAt: 1))
+            let updated = try await administration.updatePrincipal(tenantID: "acme", id: "dev", PrincipalUpdate(roles: ["steering"]))
+            #expect(updated.roles == ["steering"])
+            let issued = try await administration.createKey(NewAPIKey(tenantID: "acme", principalID: "dev", name: "cli"), at: 1)
+            #expect(issued.key.secretHash.isEmpty, "no hash crosses the admin API")
+            #expect(try await Self.chat(gateway, token: issued.token).status == 200)
+            #expect(try await administration.keys(tenantID: "acme", principalID: nil).map(\.id) == [issued.key.id])
+            let tenant = try await administration.updateTenant(id: "acme", TenantUpdate(models: .all))
+            #expect(tenant.models == .all)
+            #expect(try await Self.chat(gateway, model: "other", token: issued.token).status == 200)
+            let revoked = try await administration.revokeKey(id: issued.key.id, at: 2)
+            #expect(revoked.revokedAt != nil)
+            #expect(try await Self.chat(gateway, token: issued.token).status == 401)
+            await #expect(throws: StoreError.self) { try await administration.tenant(id: "nobody") }
+            do {
+                _ = try await administration.createKey(NewAPIKey(tenantID: "acme", principalID: "dev", name: "a\u{1}b"), at: 1)
+                Issue.record("a control character in a name was accepted")
+            } catch {
+                guard case .invalid(let field, _) = error else { throw error }
+                #expect(field == "name")
+            }
+            let wrong = AdminAPIClient(baseURL: gateway.baseURL, token: "wrong")
+            await #expect(throws: StoreError.self) { try await wrong.tenants() }
+            await wrong.close()
+        } catch {
+            await client.close()
+            await gateway.stop()
+            await upstream.stop()
+            throw error
+        }
+        await client.close()
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func aFailedPollKeepsTheLastIdentitiesAndIsCounted() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

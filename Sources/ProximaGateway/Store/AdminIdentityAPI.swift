@@ -68,6 +68,27 @@ extension Gateway {
             logger.notice("principal created by the admin API", metadata: ["tenant": "\(tenantID)", "principal": "\(principal.id)"])
             return try encodedResponse(PrincipalView(principal), status: .created)
         }
+        admin.get("/tenants/{id}/principals/{principal}") { request, context in
+            try authorizeAdmin(request)
+            let (tenantID, id) = (context.parameters.get("id") ?? "", context.parameters.get("principal") ?? "")
+            return try encodedResponse(PrincipalView(try await withStore { try await $0.principal(tenantID: tenantID, id: id) }))
+        }
+        admin.patch("/tenants/{id}/principals/{principal}") { request, context in
+            try authorizeAdmin(request)
+            let (tenantID, id) = (context.parameters.get("id") ?? "", context.parameters.get("principal") ?? "")
+            let body = try await decodeBody(PrincipalPatchBody.self, request)
+            let update = PrincipalUpdate(name: body.name, roles: body.roles.map(Set.init), limits: body.limits)
+            let principal = try await withStore { try await $0.updatePrincipal(tenantID: tenantID, id: id, update) }
+            await refreshIdentities()
+            logger.notice("principal changed by the admin API", metadata: ["tenant": "\(tenantID)", "principal": "\(id)"])
+            return try encodedResponse(PrincipalView(principal))
+        }
+        admin.get("/keys/{id}") { request, context in
+            try authorizeAdmin(request)
+            let id = context.parameters.get("id") ?? ""
+            let now = Date().timeIntervalSince1970
+            return try encodedResponse(APIKeyView(try await withStore { try await $0.key(id: id) }, at: now))
+        }
         admin.post("/keys") { request, _ in
             try authorizeAdmin(request)
             let body = try await decodeBody(NewKeyBody.self, request)
@@ -243,6 +264,23 @@ struct NewPrincipalBody: Decodable {
         try refuseUnknownMembers(decoder, CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        roles = try c.decodeIfPresent([String].self, forKey: .roles)
+        limits = try c.decodeIfPresent(ScopeLimits.self, forKey: .limits)
+    }
+}
+
+/// A principal's change: absent members stay; `roles` and `limits` are replaced whole.
+struct PrincipalPatchBody: Decodable {
+    var name: String?
+    var roles: [String]?
+    var limits: ScopeLimits?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, roles, limits }
+
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         roles = try c.decodeIfPresent([String].self, forKey: .roles)
         limits = try c.decodeIfPresent(ScopeLimits.self, forKey: .limits)
