@@ -294,6 +294,31 @@ import Testing
         await upstream.stop()
     }
 
+    /// The README's example: a key made with the admin API (as `proxima keys create` makes it),
+    /// used by the official openai Python client.
+    @Test(.enabled(if: RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test"))
+    func theOfficialOpenAIClientCallsWithAKey() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let upstream = try await FaultyUpstream.start()
+        let gateway = try await RunningGateway.start(
+            Self.configuration(upstream: upstream.baseURL, directory: directory), environment: Self.environment, openStore: true)
+        do {
+            let (token, _) = try await Self.provision(gateway)
+            let (status, output) = try await Process.runCapturingOutput(
+                RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_keys_check.py", gateway.baseURL, token, "chat", "other"],
+                timeout: .seconds(60))
+            #expect(status == 0, "openai keys checks failed:\n\(output)")
+            #expect(output.contains("all openai keys checks passed"))
+        } catch {
+            await gateway.stop()
+            await upstream.stop()
+            throw error
+        }
+        await gateway.stop()
+        await upstream.stop()
+    }
+
     @Test func aFailedPollKeepsTheLastIdentitiesAndIsCounted() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
