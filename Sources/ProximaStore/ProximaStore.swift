@@ -158,6 +158,11 @@ public struct IssuedAPIKey: Sendable, Equatable, CustomStringConvertible {
     public var key: APIKey
     public var token: String
 
+    public init(key: APIKey, token: String) {
+        self.key = key
+        self.token = token
+    }
+
     /// Leaves the token out, so that printing the value by accident does not leak it.
     public var description: String { "IssuedAPIKey(\(key))" }
 }

@@ -6,7 +6,7 @@ import ProximaStore
 
 // `proxima tenants|principals|keys ...`: managing identities in the configured store. Each command
 // turns its flags into a call on `IdentityAdministration`, which a local store implements today;
-// a client of the admin API can implement it later and be chosen by a flag in `StoreOptions`.
+// `--admin-url` chooses a client of a gateway's admin API (`AdminAPIClient`) instead.
 
 /// Which store the identity commands use: the `store:` section of `--config`, or a SQLite file in
 /// `--data-dir`, or the PostgreSQL database whose URL is in `--database-url-env`.
@@ -21,6 +21,14 @@ struct StoreOptions: ParsableArguments {
         name: .customLong("database-url-env"),
         help: "Use PostgreSQL: the environment variable holding its URL (postgres://user:password@host:port/database).")
     var databaseURLEnv: String?
+
+    @Option(name: .customLong("admin-url"), help: "Manage the identities through this gateway's admin API (http://host:port) instead of a store.")
+    var adminURL: String?
+
+    @Option(
+        name: .customLong("admin-token-env"),
+        help: "With --admin-url: the environment variable holding the admin token (default: PROXIMA_ADMIN_TOKEN).")
+    var adminTokenEnv: String?
 
     /// The configuration with these flags applied, validated.
     func configuration(environment: [String: String]) throws(InvalidConfiguration) -> ProximaConfiguration {
@@ -40,6 +48,23 @@ struct StoreOptions: ParsableArguments {
     /// command with a message on standard error and the exit code of their kind.
     func withAdministration<T>(_ body: (any IdentityAdministration) async throws -> T) async throws -> T {
         let environment = ProcessInfo.processInfo.environment
+        if let adminURL {
+            let variable = adminTokenEnv ?? "PROXIMA_ADMIN_TOKEN"
+            guard let token = environment[variable], !token.isEmpty else {
+                throw IdentityCommandFailure.configuration(
+                    InvalidConfiguration(problems: [ConfigurationProblem("--admin-token-env", "the environment variable \(variable) holding the admin token is not set")]))
+            }
+            let client = AdminAPIClient(baseURL: adminURL, token: token)
+            do {
+                let result = try await body(client)
+                await client.close()
+                return result
+            } catch {
+                await client.close()
+                if let error = error as? StoreError { throw IdentityCommandFailure.store(error) }
+                throw error
+            }
+        }
         let store: any ProximaStore
         do {
             store = try await ConfiguredStore.open(try configuration(environment: environment), environment: environment)

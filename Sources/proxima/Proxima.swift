@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import ProximaCore
 import ProximaGateway
+import ProximaStore
 
 /// The entry point. `serve` runs Swift concurrency on the network event loops, so that a request's
 /// tasks, its caller's connection and its upstream connection share one thread and hand work to
@@ -137,17 +138,34 @@ struct Serve: AsyncParsableCommand {
                     file: file, host: host, port: port, logLevel: logLevel, logFormat: logFormat, adding: discovered)
             }
         }
-        let gateway = try Gateway(configuration: configuration, logger: logger, reloadSource: reloadSource)
-        let models = gateway.configuration.endpoints.flatMap { $0.models.map(\.name) }
-        try await gateway.run { channel in
-            let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-            logger.notice(
-                "proxima listening",
-                metadata: [
-                    "address": "\(address)", "endpoints": "\(configuration.endpoints.count)",
-                    "models": "\(Array(Set(models)).sorted().joined(separator: ","))",
-                ])
+        // The store is opened (and its identities loaded) before anything listens; quick mode
+        // included, where it is a SQLite file under data_dir that needs nothing installed.
+        let gateway: Gateway
+        do {
+            gateway = try await Gateway.open(configuration: configuration, logger: logger, reloadSource: reloadSource)
+        } catch let failure as GatewayStoreFailure {
+            FileHandle.standardError.write(Data("proxima: \(failure)\n".utf8))
+            throw ExitCode(failure.isConfigurationProblem ? 78 : 69)
+        } catch let error as InvalidConfiguration {
+            FileHandle.standardError.write(Data("proxima: \(error)\n".utf8))
+            throw ExitCode(78)
         }
+        let models = gateway.configuration.endpoints.flatMap { $0.models.map(\.name) }
+        do {
+            try await gateway.run { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+                logger.notice(
+                    "proxima listening",
+                    metadata: [
+                        "address": "\(address)", "endpoints": "\(configuration.endpoints.count)",
+                        "models": "\(Array(Set(models)).sorted().joined(separator: ","))",
+                    ])
+            }
+        } catch {
+            await gateway.store?.close()
+            throw error
+        }
+        await gateway.store?.close()
     }
 }
 

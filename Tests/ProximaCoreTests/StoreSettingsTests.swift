@@ -37,6 +37,18 @@ import Testing
         #expect(problems { $0.store.timeoutSeconds = seconds }["store.timeout_seconds"] != nil)
     }
 
+    @Test(arguments: [0, 0.01, -1, Double.nan, .infinity, 3_601])
+    func theRefreshIntervalIsBounded(seconds: Double) {
+        #expect(problems { $0.store.refreshSeconds = seconds }["store.refresh_seconds"] != nil)
+    }
+
+    @Test func theRefreshIntervalDefaultsToOneSecond() throws {
+        #expect(StoreSettings().refreshSeconds == 1)
+        let json = #"{"store": {"refresh_seconds": 0.25}}"#
+        #expect(try JSONDecoder().decode(ProximaConfiguration.self, from: Data(json.utf8)).store.refreshSeconds == 0.25)
+        #expect(problems { $0.store.refreshSeconds = 0.05 }.isEmpty)
+    }
+
     @Test func pathsAndPoolSizesAreChecked() {
         #expect(problems { $0.store.maxConnections = 0 }["store.max_connections"] != nil)
         #expect(problems { $0.store.maxConnections = 1_001 }["store.max_connections"] != nil)

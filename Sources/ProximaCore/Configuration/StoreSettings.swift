@@ -19,21 +19,27 @@ public struct StoreSettings: Codable, Sendable, Equatable {
     public var timeoutSeconds: Double
     /// PostgreSQL connections kept by one process at most.
     public var maxConnections: Int
+    /// How often a gateway asks the store whether identities changed (one tiny query), and reloads
+    /// them when they did: a key revoked elsewhere stops working within about this long.
+    public var refreshSeconds: Double
 
     public init(
-        kind: Kind = .sqlite, path: String? = nil, urlEnv: String? = nil, timeoutSeconds: Double = 5, maxConnections: Int = 8
+        kind: Kind = .sqlite, path: String? = nil, urlEnv: String? = nil, timeoutSeconds: Double = 5, maxConnections: Int = 8,
+        refreshSeconds: Double = 1
     ) {
         self.kind = kind
         self.path = path
         self.urlEnv = urlEnv
         self.timeoutSeconds = timeoutSeconds
         self.maxConnections = maxConnections
+        self.refreshSeconds = refreshSeconds
     }
 
     /// The SQLite file's name in the data directory when `path` is not set.
     public static let defaultFileName = "proxima.sqlite"
     public static let timeoutRange = 0.0...3_600.0
     public static let maxConnectionsRange = 1...1_000
+    public static let refreshRange = 0.05...3_600.0
     /// Paths longer than this are refused (Linux's `PATH_MAX`).
     public static let maximumPathBytes = 4_096
 
@@ -46,6 +52,7 @@ public struct StoreSettings: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case kind, path, urlEnv = "url_env", timeoutSeconds = "timeout_seconds", maxConnections = "max_connections"
+        case refreshSeconds = "refresh_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -57,6 +64,7 @@ public struct StoreSettings: Codable, Sendable, Equatable {
         urlEnv = try c.decodeIfPresent(String.self, forKey: .urlEnv)
         timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+        refreshSeconds = try c.decodeIfPresent(Double.self, forKey: .refreshSeconds) ?? d.refreshSeconds
     }
 
     /// Every value out of range, named by its key under `path` (`store`). `forbiddenVariables` are
@@ -69,6 +77,9 @@ public struct StoreSettings: Codable, Sendable, Equatable {
         }
         if let problem = ConfigurationBounds.problem(maxConnections, in: Self.maxConnectionsRange) {
             problems.append(.init("\(keyPath).max_connections", problem))
+        }
+        if let problem = ConfigurationBounds.problem(refreshSeconds, in: Self.refreshRange, unit: "seconds") {
+            problems.append(.init("\(keyPath).refresh_seconds", problem))
         }
         if let path, let problem = Self.pathProblem(path) { problems.append(.init("\(keyPath).path", problem)) }
         switch kind {

@@ -72,6 +72,16 @@ public final class GatewayMetrics: Sendable {
         counter("proxima_refusals_total", [("stage", stage), ("reason", reason)]).increment()
     }
 
+    /// A poll of the store for identity changes that failed (the last identities stay in use).
+    func recordStorePollFailure() {
+        counter("proxima_store_poll_failures_total", []).increment()
+    }
+
+    /// Identities loaded from the store into the directory (at start, after a change).
+    func recordIdentityReload() {
+        counter("proxima_identity_reloads_total", []).increment()
+    }
+
     func requestStarted() { inFlight.increment() }
     func requestEnded() { inFlight.decrement() }
 

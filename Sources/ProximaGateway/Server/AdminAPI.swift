@@ -13,13 +13,15 @@ import ProximaCore
 /// - `POST /admin/endpoints/{name}/drain` and `/undrain`;
 /// - `POST /admin/endpoints` (an endpoint as in the configuration, JSON) and `DELETE /admin/endpoints/{name}`;
 /// - `GET /admin/routing` and `PATCH /admin/routing` (top-level keys of the `routing` section);
-/// - `POST /admin/reload`: reads the configuration file again (as SIGHUP does).
+/// - `POST /admin/reload`: reads the configuration file again (as SIGHUP does);
+/// - tenants, principals and keys (see `Store/AdminIdentityAPI.swift`).
 ///
 /// Every change is checked as a whole configuration first; a bad one is refused with the problems
 /// listed and changes nothing. Changes made here last until the next reload from the file.
 extension Gateway {
     func addAdminRoutes(to router: Router<GatewayRequestContext>) {
         let admin = router.group("/admin")
+        addIdentityRoutes(to: admin)
         admin.get("/fleet") { request, _ in
             try authorizeAdmin(request)
             return jsonResponse(fleetStateJSON())

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ProximaCore
+import ProximaStore
 import ServiceLifecycle
 import UnixSignals
 
@@ -43,15 +44,22 @@ public struct Gateway: Sendable {
     let callers: CallerResources
     /// Where a reload (SIGHUP or the admin API) reads the configuration from, if from a file.
     let reloadSource: (@Sendable () throws -> ProximaConfiguration)?
+    /// The store the gateway was opened with (``open(configuration:environment:logger:metrics:reloadSource:)``):
+    /// identities, admin documents and the counters replicas share. `nil` for a gateway built
+    /// without one (tests of the proxy alone): identities then come only from the file.
+    public let store: (any ProximaStore)?
+    /// Keeps ``directory`` in step with ``store``.
+    let identitySync: IdentitySync?
 
     /// Builds the gateway. Fails with ``InvalidConfiguration`` when the configuration is not usable,
     /// including an endpoint whose key variable is not set.
     public init(
         configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
         logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
-        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil, store: (any ProximaStore)? = nil
     ) throws {
         self.configuration = configuration
+        self.store = store
         self.environment = environment
         self.reloadSource = reloadSource
         self.metrics = metrics
@@ -88,7 +96,9 @@ public struct Gateway: Sendable {
             : nil
         self.proxy = InferenceProxy(
             state: state, client: client, plainClient: plainClient, pooled: pooledClient, metrics: metrics, watch: ConnectionCloseWatch(), logger: logger)
-        self.directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
+        let directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
+        self.directory = directory
+        self.identitySync = store.map { IdentitySync(store: $0, directory: directory, metrics: metrics, logger: logger) }
         self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
         self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
         self.ledger = LocalAdmissionLedger()
@@ -187,10 +197,16 @@ public struct Gateway: Sendable {
             + [ReloadOnHangup(gateway: self), makeApplication(onServerRunning: onServerRunning)]
     }
 
-    /// The services that keep credentials current: the JWKS reader when JWTs are accepted.
+    /// The services that keep credentials current: the store's identity poller when there is a
+    /// store, the JWKS reader when JWTs are accepted.
     public func credentialServices() -> [any Service] {
-        guard let verifier else { return [] }
-        return [JWKSRefresher(verifier: verifier, client: client, logger: logger)]
+        var services: [any Service] = []
+        if let identitySync {
+            let state = self.state
+            services.append(IdentityPoller(sync: identitySync) { state.snapshot.configuration.store.refreshSeconds })
+        }
+        if let verifier { services.append(JWKSRefresher(verifier: verifier, client: client, logger: logger)) }
+        return services
     }
 
     /// The service that reads engine metrics and checks endpoints on an interval.
@@ -233,6 +249,18 @@ struct ReloadOnHangup: Service {
     public func upstreamClientService() -> some Service { UpstreamClientService(clients: [client, plainClient], pooled: pooledClient) }
 
     // MARK: handlers
+
+    /// Loads the store's identities into the directory now (at start, and after an admin write so
+    /// that the gateway that took it does not wait for the next poll). Without a store, nothing.
+    public func loadIdentities() async throws(StoreError) {
+        try await identitySync?.load()
+    }
+
+    /// Reloads identities if the store's version moved; a failure keeps the last ones (see
+    /// ``IdentitySync/poll()``).
+    func refreshIdentities() async {
+        await identitySync?.poll()
+    }
 
     /// Replaces the tenants, principals and keys from the store (its `identitySnapshot()`); the
     /// configuration's own tenants and principals stay beneath them. Takes effect with the next

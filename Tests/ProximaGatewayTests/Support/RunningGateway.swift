@@ -20,16 +20,21 @@ final class RunningGateway: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// - Parameter monitor: also run the endpoint monitor (metrics reads and health checks).
+    /// - Parameter openStore: open the configuration's store as `proxima serve` does
+    ///   (`Gateway.open`), poll it, and close it in `stop()`.
     static func start(
         _ configuration: ProximaConfiguration, environment: [String: String] = [:], monitor: Bool = false,
-        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil, openStore: Bool = false
     ) async throws -> RunningGateway {
         var configuration = configuration
         configuration.server.host = "127.0.0.1"
         configuration.server.port = 0
         var logger = Logger(label: "test-gateway")
         logger.logLevel = ProcessInfo.processInfo.environment["PROXIMA_TEST_LOG"] == nil ? .critical : .debug
-        let gateway = try Gateway(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
+        let gateway =
+            openStore
+            ? try await Gateway.open(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
+            : try Gateway(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let application = gateway.makeApplication { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -44,6 +49,7 @@ final class RunningGateway: Sendable {
         var iterator = portStream.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             task.cancel()
+            await gateway.store?.close()
             throw TestFailure("the gateway did not start")
         }
         return RunningGateway(gateway: gateway, port: port, group: group, task: task)
@@ -59,6 +65,7 @@ final class RunningGateway: Sendable {
     func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        await gateway.store?.close()
     }
 }
 

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+import ProximaCore
+import ProximaStore
+
+/// Why a gateway could not start with its store: the database it names (a file, or the PostgreSQL
+/// host and database, never a password) and the store's reason.
+public struct GatewayStoreFailure: Error, Sendable, CustomStringConvertible {
+    /// Which database: `SQLite file data/proxima.sqlite`, `PostgreSQL proxima@db:5432/proxima`.
+    public var database: String
+    public var error: StoreError
+
+    public var description: String { "cannot use the store (\(database)): \(error)" }
+
+    /// Whether the configuration is at fault (a variable not set, a URL that is not one) rather
+    /// than the database.
+    public var isConfigurationProblem: Bool {
+        if case .invalid = error { return true }
+        return false
+    }
+}
+
+extension Gateway {
+    /// Opens the configured store (migrating its schema), builds the gateway with it and loads its
+    /// identities: what `proxima serve` does at start. The caller owns the store: close it
+    /// (`gateway.store?.close()`) after the gateway stopped. A store that cannot be used fails here
+    /// with ``GatewayStoreFailure``, before anything listens; a configuration that cannot be used
+    /// with ``InvalidConfiguration``.
+    public static func open(
+        configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil
+    ) async throws -> Gateway {
+        let database = describeDatabase(configuration, environment: environment)
+        let store: any ProximaStore
+        do {
+            store = try await ConfiguredStore.open(configuration, environment: environment, logger: logger)
+        } catch {
+            throw GatewayStoreFailure(database: database, error: error)
+        }
+        do {
+            let gateway = try Gateway(
+                configuration: configuration, environment: environment, logger: logger, metrics: metrics, reloadSource: reloadSource, store: store)
+            do {
+                try await gateway.loadIdentities()
+            } catch {
+                throw GatewayStoreFailure(database: database, error: error)
+            }
+            logger.info("store opened", metadata: ["store": "\(database)"])
+            return gateway
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    /// The database a configuration names, safe to print: the SQLite file, or the PostgreSQL
+    /// location without its password (or the variable that should hold it).
+    static func describeDatabase(_ configuration: ProximaConfiguration, environment: [String: String]) -> String {
+        let settings = configuration.store
+        switch settings.kind {
+        case .sqlite:
+            return "SQLite file \(settings.sqlitePath(dataDirectory: configuration.dataDirectory))"
+        case .postgres:
+            if let location = try? ConfiguredStore.location(settings, environment: environment) {
+                return "PostgreSQL \(location)"
+            }
+            return "PostgreSQL from $\(settings.urlEnv ?? "?")"
+        }
+    }
+}
