@@ -31,16 +31,29 @@ public enum APIKeySecret {
     /// Whether `secret` is the one `key` was made with. The comparison takes the same time whatever
     /// the first differing byte.
     public static func matches(_ secret: Substring, _ key: APIKey) -> Bool {
-        let presented = Array(hash(secret).utf8)
-        let stored = Array(key.secretHash.utf8)
-        guard presented.count == stored.count else { return false }
-        var difference: UInt8 = 0
-        for index in presented.indices { difference |= presented[index] ^ stored[index] }
-        return difference == 0
+        // Compares the digest with the stored hex digit by digit, without building either as a
+        // string or an array: this runs on every request that carries a key.
+        var copy = secret
+        let digest = copy.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        var stored = key.secretHash
+        return stored.withUTF8 { hex -> Bool in
+            guard hex.count == 2 * SHA256.byteCount else { return false }
+            let digits = Self.hexDigits
+            var difference: UInt8 = 0
+            var index = 0
+            for byte in digest {
+                difference |= hex[index] ^ digits[Int(byte >> 4)]
+                difference |= hex[index + 1] ^ digits[Int(byte & 15)]
+                index += 2
+            }
+            return difference == 0
+        }
     }
 
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     static func hex(_ digest: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+        let digits = hexDigits
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for byte in digest {
