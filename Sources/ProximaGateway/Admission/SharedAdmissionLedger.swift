@@ -267,6 +267,13 @@ final class SharedAdmissionLedger: AdmissionLedger {
         }
     }
 
+    /// When the store first failed for `caller`'s first shared rate limit, if it is failing (for
+    /// tests and the admin API).
+    func failingSince(of caller: CallerIdentity) -> Double? {
+        let keys = Self.scopes(of: caller).flatMap { key, _ in [CounterKey(scope: key, kind: .requests), CounterKey(scope: key, kind: .tokens)] }
+        return rates.withLock { rates in keys.compactMap { rates[$0] }.first }?.state.withLock { $0.failingSince }
+    }
+
     /// The caller's scopes with limits, broadest first.
     static func scopes(of caller: CallerIdentity) -> [(ScopeKey, ScopeLimits)] {
         var scopes: [(ScopeKey, ScopeLimits)] = []
