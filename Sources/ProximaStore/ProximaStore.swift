@@ -37,7 +37,7 @@ public protocol IdentityAdministration: Sendable {
 /// Every write that changes identities also bumps ``identityVersion()`` in the same transaction,
 /// so a gateway keeps all identities in memory and reloads them only when the version moved:
 /// one tiny query per poll, none per request.
-public protocol ProximaStore: IdentityAdministration {
+public protocol ProximaStore: IdentityAdministration, SharedCounters {
     // MARK: The change cursor
 
     /// A number that grows with every identity write (tenant, principal or key). Equal numbers
@@ -58,8 +58,17 @@ public protocol ProximaStore: IdentityAdministration {
     @discardableResult
     func deleteDocument(kind: String, name: String) async throws(StoreError) -> Bool
 
-    // MARK: Shared counters
+    // MARK: Housekeeping
 
+    /// The schema migrations applied to this database, in order.
+    func appliedMigrations() async throws(StoreError) -> [Int]
+    /// Releases connections; the store must not be used afterwards. Call it exactly once.
+    func close() async
+}
+
+/// The counters gateway replicas share: rate-limit leases and spend. Every store has them; the
+/// gateway's shared admission ledger needs only these calls.
+public protocol SharedCounters: Sendable {
     /// Takes a lease from the shared limiter `counter` (a limit of `perMinute` units per minute) in
     /// one transaction: ``RateLimiter/grant(requested:minimum:at:)`` on its stored state. A
     /// counter starts full; a changed `perMinute` applies from now on, keeping the level.
@@ -76,13 +85,6 @@ public protocol ProximaStore: IdentityAdministration {
     func addSpend(scope: String, amount: Money, at now: Double) async throws(StoreError) -> SpendTotals
     /// The spend of `scope` in the UTC day and month holding `now` (zero for a window without any).
     func spend(scope: String, at now: Double) async throws(StoreError) -> SpendTotals
-
-    // MARK: Housekeeping
-
-    /// The schema migrations applied to this database, in order.
-    func appliedMigrations() async throws(StoreError) -> [Int]
-    /// Releases connections; the store must not be used afterwards. Call it exactly once.
-    func close() async
 }
 
 /// Fields of a tenant to change; `nil` leaves a field as it is.

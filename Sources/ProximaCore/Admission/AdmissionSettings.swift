@@ -53,21 +53,27 @@ public struct LeaseSettings: Codable, Sendable, Equatable {
     /// A lease covers this many seconds of the replica's observed demand (within the tolerance):
     /// one round trip to the shared counter per this many seconds of steady traffic.
     public var leaseSeconds: Double
-    /// A replica gives back a lease's unused units after this many seconds.
+    /// A replica gives back a lease's unused units after this many seconds; it is also how long a
+    /// replica keeps admitting limited callers on its own when the store cannot be reached.
     public var holdSeconds: Double
+    /// How many gateway replicas share the store's counters: each holds at most
+    /// `tolerance × N / (2 × replicas)` unused units of a limit of N.
+    public var replicas: Int
 
-    public init(tolerance: Double = 0.05, leaseSeconds: Double = 1, holdSeconds: Double = 5) {
+    public init(tolerance: Double = 0.05, leaseSeconds: Double = 1, holdSeconds: Double = 5, replicas: Int = 1) {
         self.tolerance = tolerance
         self.leaseSeconds = leaseSeconds
         self.holdSeconds = holdSeconds
+        self.replicas = replicas
     }
 
     public static let toleranceRange = 0.001...0.5
     public static let leaseSecondsRange = 0.01...60.0
     public static let holdSecondsRange = 0.1...600.0
+    public static let replicasRange = 1...1_000
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tolerance, leaseSeconds = "lease_seconds", holdSeconds = "hold_seconds"
+        case tolerance, leaseSeconds = "lease_seconds", holdSeconds = "hold_seconds", replicas
     }
 
     public init(from decoder: any Decoder) throws {
@@ -77,6 +83,7 @@ public struct LeaseSettings: Codable, Sendable, Equatable {
         tolerance = try c.decodeIfPresent(Double.self, forKey: .tolerance) ?? d.tolerance
         leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? d.leaseSeconds
         holdSeconds = try c.decodeIfPresent(Double.self, forKey: .holdSeconds) ?? d.holdSeconds
+        replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
     }
 
     /// The settings brought into their ranges (NaN gives the default), for arithmetic that must
@@ -89,7 +96,8 @@ public struct LeaseSettings: Codable, Sendable, Equatable {
         let lease = clamp(leaseSeconds, Self.leaseSecondsRange, d.leaseSeconds)
         return LeaseSettings(
             tolerance: clamp(tolerance, Self.toleranceRange, d.tolerance), leaseSeconds: lease,
-            holdSeconds: max(clamp(holdSeconds, Self.holdSecondsRange, d.holdSeconds), lease))
+            holdSeconds: max(clamp(holdSeconds, Self.holdSecondsRange, d.holdSeconds), lease),
+            replicas: min(max(replicas, Self.replicasRange.lowerBound), Self.replicasRange.upperBound))
     }
 
     public func problems(at path: String) -> [ConfigurationProblem] {
@@ -99,6 +107,10 @@ public struct LeaseSettings: Codable, Sendable, Equatable {
             (.holdSeconds, holdSeconds, Self.holdSecondsRange),
         ] where !(value.isFinite && range.contains(value)) {
             problems.append(.init("\(path).\(key.stringValue)", "must be between \(range.lowerBound) and \(range.upperBound), got \(value)"))
+        }
+        if !Self.replicasRange.contains(replicas) {
+            problems.append(
+                .init("\(path).replicas", "must be between \(Self.replicasRange.lowerBound) and \(Self.replicasRange.upperBound), got \(replicas)"))
         }
         if problems.isEmpty && holdSeconds < leaseSeconds {
             problems.append(.init("\(path).hold_seconds", "must be at least lease_seconds (\(leaseSeconds)), got \(holdSeconds)"))

@@ -105,6 +105,12 @@ public struct ScopeAllowance: Sendable, Equatable {
         }
     }
 
+    /// Adds what other replicas spent in this scope's windows (``SpendBudget/recordShared(today:thisMonth:at:)``).
+    public mutating func recordSharedSpend(today: Money, thisMonth: Money, at: Double) {
+        guard !budget.isUnlimited else { return }
+        budget.recordShared(today: today, thisMonth: thisMonth, at: at)
+    }
+
     /// New limits (a reload, an admin change): rate limits whose value is unchanged keep their
     /// state, changed ones start full, and budgets keep what was spent.
     public mutating func update(limits newLimits: ScopeLimits, at: Double) {

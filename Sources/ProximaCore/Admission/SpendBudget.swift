@@ -79,6 +79,15 @@ public struct SpendBudget: Sendable, Equatable {
         spentThisMonth += spend
     }
 
+    /// Adds spend counted elsewhere (other replicas, learnt from the store's shared counters) to
+    /// the day and the month holding `unixTime`; the two differ when the others spent on earlier
+    /// days of the month.
+    public mutating func recordShared(today: Money, thisMonth: Money, at unixTime: Double) {
+        record(.zero, at: unixTime)
+        spentToday += today
+        spentThisMonth += thisMonth
+    }
+
     /// New budgets (a reload or an admin change), keeping what was spent.
     public mutating func update(dailyLimit: Money?, monthlyLimit: Money?) {
         self.dailyLimit = dailyLimit

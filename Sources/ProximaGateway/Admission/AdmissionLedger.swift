@@ -2,13 +2,15 @@ import ProximaCore
 import Synchronization
 
 /// Where the admission state of keys, principals and tenants is kept: what the admit stage asks
-/// and the account stage settles. ``LocalAdmissionLedger`` keeps it in this process; a ledger
-/// whose rate limits are shared by several replicas (leases on a store's counters, see
-/// ``RateLease``) takes its place behind the same two calls.
+/// and the account stage settles. ``LocalAdmissionLedger`` keeps it in this process;
+/// ``SharedAdmissionLedger`` shares rate limits and budgets between replicas through the store's
+/// counters (leases, see ``RateLease``) behind the same calls.
 protocol AdmissionLedger: Sendable {
     /// Checks the request against every limited scope of `caller` and, when all admit, charges
-    /// each; `now` is Unix seconds.
-    func admit(_ request: AdmissionRequest, caller: CallerIdentity, at now: Double) -> (AdmissionDecision, AdmissionPass?)
+    /// each; `now` is Unix seconds. Async because a shared ledger may have to wait for one lease
+    /// from the store; it throws only when it cannot decide (the store out of reach for too long).
+    func admit(_ request: AdmissionRequest, caller: CallerIdentity, at now: Double) async throws(GatewayError)
+        -> (AdmissionDecision, AdmissionPass?)
 
     /// Ends an admitted request, once: releases its concurrency, corrects its token estimate by the
     /// real usage and adds its cost (usage × the serving endpoint's price) to the budgets.
@@ -24,6 +26,8 @@ struct AdmissionPass: Sendable {
     var key: ScopeKey?
     var principal: ScopeKey?
     var tenant: ScopeKey?
+    /// What a shared ledger settles besides the local scopes: its token leases and budgets.
+    var shared: SharedCharges?
 }
 
 /// Names one scope's state: its kind and its identifiers (key ids and principal ids are unique
@@ -144,6 +148,13 @@ final class LocalAdmissionLedger: AdmissionLedger {
                 }
             }
             return headers
+        }
+    }
+
+    /// Adds what other replicas spent to a scope's budgets, if the scope has state here.
+    func recordSharedSpend(_ key: ScopeKey, today: Money, thisMonth: Money, at now: Double) {
+        shards[shard(key.tenantID)].withLock { shard in
+            shard.entries[key]?.allowance?.recordSharedSpend(today: today, thisMonth: thisMonth, at: now)
         }
     }
 

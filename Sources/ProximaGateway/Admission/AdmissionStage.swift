@@ -25,17 +25,27 @@ struct AdmissionStage: Sendable {
 
     /// Admits `inference` for `caller` at `now` (Unix seconds), or throws the refusal.
     /// `expectedOutputTokens` is the output assumed for a request that sets no `max_tokens`.
-    func admit(_ inference: InferenceRequest, caller: CallerIdentity, expectedOutputTokens: Int, at now: Double) throws(GatewayError)
+    func admit(_ inference: InferenceRequest, caller: CallerIdentity, expectedOutputTokens: Int, at now: Double) async throws(GatewayError)
         -> Admission
     {
         guard caller.isLimited else { return .unlimited }
+        let request = Self.request(inference, caller: caller, expectedOutputTokens: expectedOutputTokens)
+        let (decision, pass) = try await ledger.admit(request, caller: caller, at: now)
+        return try conclude(decision, pass: pass)
+    }
+
+    /// What admission charges for `inference`: its token estimate and its `max_tokens`.
+    static func request(_ inference: InferenceRequest, caller: CallerIdentity, expectedOutputTokens: Int) -> AdmissionRequest {
         var cap = caller.keyID == nil ? nil : caller.keyLimits.maxTokens
         if let limit = caller.principalLimits.maxTokens { cap = min(cap ?? limit, limit) }
         if let limit = caller.tenantLimits.maxTokens { cap = min(cap ?? limit, limit) }
         let output = inference.operation == .embeddings ? 0 : inference.maxOutputTokens ?? cap ?? expectedOutputTokens
         let (estimate, overflow) = inference.estimatedPromptTokens.addingReportingOverflow(max(output, 0))
-        let request = AdmissionRequest(estimatedTokens: overflow ? .max : estimate, maxTokens: inference.maxOutputTokens)
-        let (decision, pass) = ledger.admit(request, caller: caller, at: now)
+        return AdmissionRequest(estimatedTokens: overflow ? .max : estimate, maxTokens: inference.maxOutputTokens)
+    }
+
+    /// The admission of a decided request, or its refusal thrown.
+    func conclude(_ decision: AdmissionDecision, pass: AdmissionPass?) throws(GatewayError) -> Admission {
         if let refusal = decision.refusal {
             metrics.recordRefusal(stage: "admit", reason: Self.reason(refusal.reason))
             throw GatewayError(

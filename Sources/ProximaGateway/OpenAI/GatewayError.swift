@@ -87,6 +87,16 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         .init(status: .serviceUnavailable, type: "server_error", code: "no_endpoint_available", message: message)
     }
 
+    /// The store that keeps limits shared by replicas has been out of reach for longer than this
+    /// replica may admit limited callers on its own (`limits.leases.hold_seconds`): fail closed.
+    public static func limitsUnavailable(retryAfterSeconds: Int) -> GatewayError {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(retryAfterSeconds)
+        return .init(
+            status: .serviceUnavailable, type: "server_error", code: "limits_unavailable",
+            message: "The gateway cannot check this caller's shared limits right now. Please try again later.", headers: headers)
+    }
+
     public static func internalError() -> GatewayError {
         .init(status: .internalServerError, type: "server_error", code: "internal_error", message: "The gateway failed to process the request.")
     }

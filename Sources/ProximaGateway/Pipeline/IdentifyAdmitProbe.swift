@@ -107,7 +107,10 @@ import ProximaStore
 
     private func admitAndSettle(_ caller: CallerIdentity) -> Bool {
         let now = Date().timeIntervalSince1970
-        guard let admitted = try? admission.admit(inference, caller: caller, expectedOutputTokens: 256, at: now), let pass = admitted.pass
+        // The local ledger decides without waiting: its own call, not the protocol's async one.
+        let request = AdmissionStage.request(inference, caller: caller, expectedOutputTokens: 256)
+        let (decision, decided) = ledger.admit(request, caller: caller, at: now)
+        guard let admitted = try? admission.conclude(decision, pass: decided), let pass = admitted.pass
         else { return false }
         ledger.finish(pass, promptTokens: 412, completionTokens: 198, price: price, at: now)
         return !AdmissionStage.fields(admitted.headers).isEmpty

@@ -48,7 +48,7 @@ struct RequestPipeline: Sendable {
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
             try Self.authorize(caller.identity, model: model, requested: inference.model)
-            let admission = try admit.admit(
+            let admission = try await admit.admit(
                 inference, caller: caller.identity, expectedOutputTokens: current.configuration.routing.expectedOutputTokens,
                 at: Date().timeIntervalSince1970)
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }

@@ -37,8 +37,12 @@ public struct Gateway: Sendable {
     let verifier: JWTVerifier?
     /// The identify stage (also used by `/v1/models`, `/v1/route/explain` and `/admin`).
     let identification: CallerIdentification
-    /// The admission state of keys, principals and tenants.
+    /// The admission state of keys, principals and tenants kept in this process (all of it, or
+    /// with `sharedLedger` the concurrency caps and the local view of budgets).
     let ledger: LocalAdmissionLedger
+    /// Rate limits and budgets shared with other replicas through the store's counters, when the
+    /// gateway was given them.
+    let sharedLedger: SharedAdmissionLedger?
     let environment: [String: String]
     /// What caller connections share: their limits, the connection limiter, the body budget.
     let callers: CallerResources
@@ -56,7 +60,8 @@ public struct Gateway: Sendable {
     public init(
         configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
         logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
-        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil, store: (any ProximaStore)? = nil
+        reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil, store: (any ProximaStore)? = nil,
+        sharedCounters: (any SharedCounters)? = nil
     ) throws {
         self.configuration = configuration
         self.store = store
@@ -101,9 +106,16 @@ public struct Gateway: Sendable {
         self.identitySync = store.map { IdentitySync(store: $0, directory: directory, metrics: metrics, logger: logger) }
         self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
         self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
-        self.ledger = LocalAdmissionLedger()
+        let ledger = LocalAdmissionLedger()
+        self.ledger = ledger
+        // With the store's counters, limits hold across the replicas that share them.
+        var sharedLedger: SharedAdmissionLedger?
+        if let sharedCounters {
+            sharedLedger = SharedAdmissionLedger(counters: sharedCounters, settings: configuration.limits.leases, local: ledger, logger: logger)
+        }
+        self.sharedLedger = sharedLedger
         self.pipeline = RequestPipeline(
-            identify: identification, admit: AdmissionStage(ledger: ledger, metrics: metrics), route: RouteStage(state: state, metrics: metrics),
+            identify: identification, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics), route: RouteStage(state: state, metrics: metrics),
             proxy: proxy, metrics: metrics, logger: logger)
         if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
             logger.warning(
@@ -194,6 +206,7 @@ public struct Gateway: Sendable {
     /// endpoint monitor, the reload-on-SIGHUP listener and the HTTP server.
     public func services(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> [any Service] {
         [UpstreamClientService(clients: [client, plainClient], pooled: pooledClient), endpointMonitor()] + credentialServices()
+            + (sharedLedger.map { [SharedLedgerService(ledger: $0)] } ?? [])
             + [ReloadOnHangup(gateway: self), makeApplication(onServerRunning: onServerRunning)]
     }
 

@@ -39,8 +39,13 @@ extension Gateway {
             throw GatewayStoreFailure(database: database, error: error)
         }
         do {
+            // Limits are shared through the store's counters when it can be shared: a PostgreSQL
+            // store, which several replicas open. A SQLite file serves one gateway, which keeps its
+            // limits in memory.
+            let shared: (any SharedCounters)? = configuration.store.kind == .postgres ? store : nil
             let gateway = try Gateway(
-                configuration: configuration, environment: environment, logger: logger, metrics: metrics, reloadSource: reloadSource, store: store)
+                configuration: configuration, environment: environment, logger: logger, metrics: metrics, reloadSource: reloadSource, store: store,
+                sharedCounters: shared)
             do {
                 try await gateway.loadIdentities()
             } catch {
