@@ -162,6 +162,59 @@ import Testing
         #expect(reply.status == 200)
     }
 
+    @Test func adminChangesSurviveARestartAndAReload() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let upstream = try await FaultyUpstream.start()
+        let file = Self.configuration(upstream: upstream.baseURL, directory: directory)
+        let added =
+            #"{"name":"ep1","url":"\#(upstream.baseURL)","site":"lab","engine":"openai","models":[{"name":"chat","upstream":"ok"}]}"#
+        let first = try await RunningGateway.start(file, environment: Self.environment, openStore: true)
+        do {
+            #expect(try await Self.admin(.PATCH, first.baseURL + "/admin/routing", json: #"{"policy":"round-robin"}"#).status == 200)
+            #expect(try await Self.admin(.POST, first.baseURL + "/admin/endpoints", json: added).status == 201)
+            #expect(try await Self.admin(.POST, first.baseURL + "/admin/endpoints/ep0/drain").status == 200)
+        } catch {
+            await first.stop()
+            await upstream.stop()
+            throw error
+        }
+        await first.stop()
+        // The same file: the store's changes win over it at start.
+        var reloaded = file
+        reloaded.server.host = "127.0.0.1"
+        reloaded.server.port = 0
+        let second = try await RunningGateway.start(file, environment: Self.environment, reloadSource: { [reloaded] in reloaded }, openStore: true)
+        do {
+            let routing = try await Self.admin(.GET, second.baseURL + "/admin/routing")
+            #expect(routing.body.contains(#""policy":"round-robin""#))
+            let fleet = try await Self.admin(.GET, second.baseURL + "/admin/fleet")
+            #expect(fleet.body.contains(#""name":"ep1""#))
+            #expect(fleet.body.contains(#""name":"ep0","site":"lab""#))
+            #expect(second.gateway.state.current().1[0].drained)
+            // A reload of the file keeps them too.
+            #expect(try await Self.admin(.POST, second.baseURL + "/admin/reload").status == 200)
+            #expect(try await Self.admin(.GET, second.baseURL + "/admin/routing").body.contains(#""policy":"round-robin""#))
+            #expect(try await Self.admin(.GET, second.baseURL + "/admin/fleet").body.contains(#""name":"ep1""#))
+            #expect(second.gateway.state.current().1[0].drained)
+            // Undrained and removed through the API: the next start follows that, not the file.
+            #expect(try await Self.admin(.POST, second.baseURL + "/admin/endpoints/ep0/undrain").status == 200)
+            #expect(try await Self.admin(.DELETE, second.baseURL + "/admin/endpoints/ep1").status == 200)
+        } catch {
+            await second.stop()
+            await upstream.stop()
+            throw error
+        }
+        await second.stop()
+        let third = try await RunningGateway.start(file, environment: Self.environment, openStore: true)
+        let fleet = try await Self.admin(.GET, third.baseURL + "/admin/fleet")
+        let drained = third.gateway.state.current().1[0].drained
+        await third.stop()
+        await upstream.stop()
+        #expect(!fleet.body.contains(#""name":"ep1""#))
+        #expect(!drained)
+    }
+
     @Test func aStoreThatCannotBeOpenedStopsTheStartNamingIt() async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

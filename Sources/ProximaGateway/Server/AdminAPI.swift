@@ -28,11 +28,17 @@ extension Gateway {
         }
         admin.post("/endpoints/{name}/drain") { request, context in
             try authorizeAdmin(request)
-            return try setDrained(context.parameters.get("name") ?? "", true)
+            let name = context.parameters.get("name") ?? ""
+            let response = try setDrained(name, true)
+            await overrides.record(kind: AdminOverrides.drainKind, name: name, json: "true")
+            return response
         }
         admin.post("/endpoints/{name}/undrain") { request, context in
             try authorizeAdmin(request)
-            return try setDrained(context.parameters.get("name") ?? "", false)
+            let name = context.parameters.get("name") ?? ""
+            let response = try setDrained(name, false)
+            await overrides.forget(kind: AdminOverrides.drainKind, name: name)
+            return response
         }
         admin.post("/endpoints") { request, _ in
             try authorizeAdmin(request)
@@ -51,6 +57,8 @@ extension Gateway {
             }
             configuration.endpoints.append(endpoint)
             try applyAdminChange(configuration)
+            await overrides.forget(kind: AdminOverrides.removedKind, name: endpoint.name)
+            await overrides.record(kind: AdminOverrides.endpointKind, name: endpoint.name, json: String(buffer: body))
             logger.notice("endpoint added by the admin API", metadata: ["endpoint": "\(endpoint.name)"])
             return jsonResponse("{\"added\":\(JSONScanner.quoted(endpoint.name))}", status: .created)
         }
@@ -63,6 +71,9 @@ extension Gateway {
             }
             configuration.endpoints.remove(at: index)
             try applyAdminChange(configuration)
+            await overrides.forget(kind: AdminOverrides.endpointKind, name: name)
+            await overrides.forget(kind: AdminOverrides.drainKind, name: name)
+            await overrides.record(kind: AdminOverrides.removedKind, name: name, json: "true")
             logger.notice("endpoint removed by the admin API", metadata: ["endpoint": "\(name)"])
             return jsonResponse("{\"removed\":\(JSONScanner.quoted(name))}")
         }
@@ -76,6 +87,7 @@ extension Gateway {
             var configuration = state.snapshot.configuration
             configuration.routing = try Self.merged(configuration.routing, patch: Data(body.readableBytesView))
             try applyAdminChange(configuration)
+            await overrides.record(kind: AdminOverrides.routingKind, name: AdminOverrides.routingKind, json: try Self.encode(configuration.routing))
             logger.notice("routing changed by the admin API", metadata: ["policy": "\(configuration.routing.policy)"])
             return jsonResponse(try Self.encode(configuration.routing))
         }
@@ -167,7 +179,10 @@ extension Gateway {
         } catch {
             throw GatewayError.invalidRequest("the configuration file cannot be used: \(error)")
         }
-        let snapshot = try applyAdminChange(configuration)
+        // Admin changes kept in the store win over the file for the same endpoint and for routing.
+        let (merged, drained) = AdminOverrides.applying(overrides.documents, to: configuration, logger: logger)
+        let snapshot = try applyAdminChange(merged)
+        for name in drained { _ = state.setDrained(name, true) }
         logger.notice("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
         return snapshot
     }

@@ -54,6 +54,8 @@ public struct Gateway: Sendable {
     public let store: (any ProximaStore)?
     /// Keeps ``directory`` in step with ``store``.
     let identitySync: IdentitySync?
+    /// Admin changes kept in the store across restarts and reloads.
+    let overrides: AdminOverrides
 
     /// Builds the gateway. Fails with ``InvalidConfiguration`` when the configuration is not usable,
     /// including an endpoint whose key variable is not set.
@@ -104,6 +106,7 @@ public struct Gateway: Sendable {
         let directory = IdentityDirectory(configured: configuration.auth.identities, defaults: configuration.limits)
         self.directory = directory
         self.identitySync = store.map { IdentitySync(store: $0, directory: directory, metrics: metrics, logger: logger) }
+        self.overrides = AdminOverrides(store: store, logger: logger)
         self.verifier = configuration.auth.jwt.map(JWTVerifier.init(settings:))
         self.identification = CallerIdentification(directory: directory, verifier: verifier, metrics: metrics)
         let ledger = LocalAdmissionLedger()

@@ -51,6 +51,12 @@ extension Gateway {
             } catch {
                 throw GatewayStoreFailure(database: database, error: error)
             }
+            do {
+                try await gateway.overrides.load()
+            } catch {
+                throw GatewayStoreFailure(database: database, error: error)
+            }
+            gateway.applyStoredAdminChanges(over: configuration)
             logger.info("store opened", metadata: ["store": "\(database)"])
             return gateway
         } catch {
@@ -72,5 +78,26 @@ extension Gateway {
             }
             return "PostgreSQL from $\(settings.urlEnv ?? "?")"
         }
+    }
+}
+
+extension Gateway {
+    /// Applies the admin changes kept in the store over `file` (at start): the store wins for the
+    /// same endpoint and for routing. Changes that no longer fit the file are logged and left out.
+    func applyStoredAdminChanges(over file: ProximaConfiguration) {
+        let documents = overrides.documents
+        guard !documents.isEmpty else { return }
+        let (merged, drained) = AdminOverrides.applying(documents, to: file, logger: logger)
+        if merged != file {
+            do {
+                try applyAdminChange(merged)
+            } catch {
+                logger.warning("stored admin changes do not fit the configuration and were left out", metadata: ["error": "\(error.message)"])
+            }
+        }
+        for name in drained where !state.setDrained(name, true) {
+            logger.warning("a stored drain names no endpoint and was left out", metadata: ["endpoint": "\(name)"])
+        }
+        logger.notice("admin changes applied from the store", metadata: ["records": "\(documents.count)"])
     }
 }
