@@ -109,6 +109,55 @@ import Testing
         await second.close()
     }
 
+    /// Budget overshoot across three replicas: each admits and settles $0.01 requests at about 100
+    /// a second, spend is flushed every 0.25 s, and the tenant's daily budget is $2. What is spent
+    /// beyond the budget is what the replicas admitted before the others' spend reached them: at
+    /// most the requests in flight plus two flush intervals of every replica's spend.
+    @Test func budgetOvershootAcrossThreeReplicasStaysWithinTwoFlushIntervals() async throws {
+        let server = try LocalPostgres.start()
+        defer { server.remove() }
+        var stores: [any ProximaStore] = []
+        var ledgers: [SharedAdmissionLedger] = []
+        for _ in 0..<3 {
+            let store = try await Self.open(server)
+            stores.append(store)
+            ledgers.append(SharedAdmissionLedger(counters: store, settings: LeaseSettings(replicas: 3)))
+        }
+        let budget = 2.0
+        let caller = Self.tenant(ScopeLimits(dailyBudgetUSD: budget))
+        let request = AdmissionRequest(estimatedTokens: 10)
+        let price = TokenPrice(inputPerMillion: 1, outputPerMillion: 1)
+        let interval = 0.25
+        let rate = 100.0
+        let started = Self.now()
+        var lastFlush = started
+        var refusedInARow = [0, 0, 0]
+        while Self.now() - started < 30, refusedInARow.contains(where: { $0 < 5 }) {
+            for (index, ledger) in ledgers.enumerated() {
+                let (decision, pass) = try await ledger.admit(request, caller: caller, at: Self.now())
+                if let pass {
+                    // $0.01: 10,000 prompt tokens at $1 per million.
+                    ledger.finish(pass, promptTokens: 10_000, completionTokens: 0, price: price, at: Self.now())
+                }
+                refusedInARow[index] = decision.isAdmitted ? 0 : refusedInARow[index] + 1
+            }
+            if Self.now() - lastFlush >= interval {
+                lastFlush = Self.now()
+                for ledger in ledgers { await ledger.flushSpend(at: lastFlush) }
+            }
+            try await Task.sleep(for: .seconds(1 / rate))
+        }
+        for ledger in ledgers { await ledger.flushSpend(at: Self.now()) }
+        let spent = try await stores[0].spend(scope: "tenant:acme", at: Self.now()).spentToday
+        let overshoot = (Double(spent.nanodollars) / 1e9) - budget
+        let bound = 3 * rate * 0.01 * 2 * interval
+        print("budget overshoot with 3 replicas: spent \(Double(spent.nanodollars) / 1e9) USD of \(budget), overshoot \(overshoot) USD, bound \(bound) USD")
+        #expect(refusedInARow.allSatisfy { $0 >= 5 })
+        #expect(overshoot >= 0)
+        #expect(overshoot <= bound)
+        for store in stores { await store.close() }
+    }
+
     @Test func aDatabaseThatGoesAwayIsRiddenOutForHoldSecondsThenFailsClosedAndRecovers() async throws {
         let server = try LocalPostgres.start()
         defer { server.remove() }
