@@ -277,10 +277,7 @@ public final class PostgresStore: ProximaStore, SharedCounterBackend {
     // MARK: Keys
 
     public func createKey(_ request: NewAPIKey, at now: Double) async throws(StoreError) -> IssuedAPIKey {
-        try StoreRecords.check(request, at: now)
-        let minted = APIKeySecret.mint(
-            tenantID: request.tenantID, principalID: request.principalID, name: request.name, models: request.models,
-            limits: request.limits, createdAt: now, expiresAt: request.expiresAt)
+        let minted = try StoreRecords.mint(request, at: now)
         let key = minted.key
         try await transaction { connection, logger in
             guard try await !Self.principals(connection, logger, tenantID: key.tenantID, id: key.principalID).isEmpty else {

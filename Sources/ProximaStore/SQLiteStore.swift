@@ -188,10 +188,7 @@ public final class SQLiteStore: ProximaStore, SharedCounterBackend {
     // MARK: Keys
 
     public func createKey(_ request: NewAPIKey, at now: Double) async throws(StoreError) -> IssuedAPIKey {
-        try StoreRecords.check(request, at: now)
-        let minted = APIKeySecret.mint(
-            tenantID: request.tenantID, principalID: request.principalID, name: request.name, models: request.models,
-            limits: request.limits, createdAt: now, expiresAt: request.expiresAt)
+        let minted = try StoreRecords.mint(request, at: now)
         let key = minted.key
         try await write { db in
             guard try Self.principal(db, tenantID: key.tenantID, id: key.principalID) != nil else {

@@ -5,6 +5,14 @@ import ProximaCore
 /// form of the columns that hold structured values (model scopes, limits and roles as JSON), so
 /// that a SQLite file and a PostgreSQL database hold the same rows.
 enum StoreRecords {
+    /// A new key for a checked request: its record (with the secret's hash) and its token.
+    static func mint(_ request: NewAPIKey, at now: Double) throws(StoreError) -> (key: APIKey, token: String) {
+        try check(request, at: now)
+        return APIKeySecret.mint(
+            tenantID: request.tenantID, principalID: request.principalID, name: request.name, models: request.models,
+            limits: request.limits, createdAt: now, expiresAt: request.expiresAt)
+    }
+
     static let maximumTextBytes = 256
     static let maximumPatterns = 1_000
     static let maximumRoles = 64
