@@ -63,8 +63,13 @@ final class LocalPostgres: Sendable {
         defer { for pointer in argv { free(pointer) } }
         let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in envp { free(pointer) } }
+        // Its watcher must see `stop`'s SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        spawnWithDefaultSignals(&attributes)
         var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/bash", nil, nil, argv, envp) == 0 else { throw Failure(message: "cannot run scripts/postgres") }
+        guard posix_spawn(&pid, "/bin/bash", nil, &attributes, argv, envp) == 0 else { throw Failure(message: "cannot run scripts/postgres") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 {
             guard errno == EINTR else { throw Failure(message: "waitpid failed: \(errno)") }
@@ -72,4 +77,18 @@ final class LocalPostgres: Sendable {
         guard status == 0 else { throw Failure(message: "scripts/postgres \(arguments.joined(separator: " ")) failed (\(status))") }
         return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     }
+}
+
+/// Makes a `posix_spawn` child start with no signal blocked and SIGTERM, SIGINT and SIGPIPE at
+/// their default: the test's threads block most signals, and a spawned process inherits that mask,
+/// so without this a child never sees the SIGTERM that should stop it.
+func spawnWithDefaultSignals(_ attributes: inout posix_spawnattr_t) {
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 }
