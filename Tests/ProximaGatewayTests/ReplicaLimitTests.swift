@@ -42,8 +42,18 @@ import Glibc
         var children: [Child] = []
         // On a failure: SIGKILL and reap at once (no waiting on the cooperative pool).
         defer { for child in children { child.kill() } }
-        let upstreamPort = try await onThread { try freeLoopbackPort() }
-        children.append(try Child.spawn(Self.executable, ["bench", "upstream", "--port", String(upstreamPort)], environment, log: directory + "/upstream.log"))
+        // The upstream answers before any gateway starts; a port taken meanwhile by another process
+        // (it was free when chosen) gets another try on a new one.
+        var upstreamPort = 0
+        for attempt in 0..<3 {
+            upstreamPort = try await onThread { try freeLoopbackPort() }
+            let upstream = try Child.spawn(
+                Self.executable, ["bench", "upstream", "--port", String(upstreamPort)], environment, log: directory + "/upstream-\(attempt).log")
+            children.append(upstream)
+            if try await Self.waitUntilAnswering(port: upstreamPort, child: upstream) { break }
+            upstream.kill()
+            try #require(attempt < 2, "the upstream never answered: \(upstream.logTail())")
+        }
 
         let config = directory + "/proxima.yaml"
         try """
@@ -57,6 +67,7 @@ import Glibc
             logging: {level: warning}
             """.write(toFile: config, atomically: true, encoding: .utf8)
         var ports: [Int] = []
+        let firstGateway = children.count
         for index in 0..<3 {
             let port = try await onThread { try freeLoopbackPort() }
             ports.append(port)
@@ -66,7 +77,7 @@ import Glibc
                     log: directory + "/gateway-\(index).log"))
         }
         for (index, port) in ports.enumerated() {
-            try await Self.waitUntilReady(port: port, child: children[index + 1])
+            try await Self.waitUntilReady(port: port, child: children[firstGateway + index])
         }
 
         let replicaPorts = ports
@@ -111,10 +122,11 @@ import Glibc
         let stopped = Date().timeIntervalSince(stopping)
         #expect(stopped < 10, "the processes took \(stopped) s to stop after SIGTERM")
         server.remove()
+        let upstreamPattern = "bench upstream --port \(upstreamPort)"
         let leftover = try await onThread { () -> [String] in
             let deadline = Date().addingTimeInterval(10)
             while true {
-                let patterns = [directory, "bench upstream --port \(upstreamPort)", server.directory]
+                let patterns = [directory, upstreamPattern, server.directory]
                 let found = patterns.flatMap { Self.processes(matching: $0) }
                 if found.isEmpty || Date() > deadline { return found }
                 usleep(100_000)
@@ -153,6 +165,19 @@ import Glibc
             serverErrors += tally.serverErrors
             other.merge(tally.other, uniquingKeysWith: +)
         }
+    }
+
+    /// Whether the upstream on `port` answers its model list within 20 s (false when it exited).
+    static func waitUntilAnswering(port: Int, child: Child) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let reply = try? await TestHTTP.get("http://127.0.0.1:\(port)/v1/models"), reply.status == 200 {
+                return !child.exited()
+            }
+            if child.exited() { return false }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
     }
 
     static func waitUntilReady(port: Int, child: Child) async throws {
