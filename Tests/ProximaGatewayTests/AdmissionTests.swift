@@ -42,15 +42,9 @@ import Testing
         let gateway = try await RunningGateway.start(configuration(upstream.baseURL))
         let (key, token) = APIKeySecret.mint(tenantID: "acme", principalID: "dev", limits: keyLimits, createdAt: Self.now)
         gateway.gateway.replaceIdentities(with: IdentitySnapshot(keys: [key]))
-        do {
+        try await gateway.run(stoppingAfter: upstream) {
             try await body(gateway, token, key, upstream)
-        } catch {
-            await gateway.stop()
-            await upstream.stop()
-            throw error
         }
-        await gateway.stop()
-        await upstream.stop()
     }
 
     static func post(_ gateway: RunningGateway, _ token: String, _ body: String = body()) async throws -> TestHTTP.Reply {

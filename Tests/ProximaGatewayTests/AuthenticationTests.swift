@@ -66,15 +66,9 @@ import Testing
         let gateway = try await RunningGateway.start(configuration, environment: environment)
         let keys = Self.keys()
         gateway.gateway.replaceIdentities(with: keys.snapshot)
-        do {
+        try await gateway.run(stoppingAfter: upstream) {
             try await body(gateway, keys, upstream)
-        } catch {
-            await gateway.stop()
-            await upstream.stop()
-            throw error
         }
-        await gateway.stop()
-        await upstream.stop()
     }
 
     @Test func aKeyOpensTheModelsOfItsScopeAndNoOthers() async throws {

@@ -100,16 +100,10 @@ import Testing
         let upstream = try await FaultyUpstream.start()
         let gateway = try await RunningGateway.start(
             Self.configuration(upstream: upstream.baseURL, jwt: Self.settings(file: path)), environment: ["PROXIMA_ADMIN_TOKEN": "t"])
-        do {
+        try await gateway.run(stoppingAfter: upstream) {
             #expect(try await Self.keysLoaded(gateway))
             try await body(gateway, signers)
-        } catch {
-            await gateway.stop()
-            await upstream.stop()
-            throw error
         }
-        await gateway.stop()
-        await upstream.stop()
     }
 
     @Test func tokensOfEveryAlgorithmFromAJWKSFileWork() async throws {
@@ -220,7 +214,7 @@ import Testing
         let upstream = try await FaultyUpstream.start()
         let gateway = try await RunningGateway.start(
             Self.configuration(upstream: upstream.baseURL, jwt: Self.settings(url: server.url, refresh: 0.2, maxAge: 1.5)))
-        do {
+        try await gateway.run(stoppingAfter: upstream) {
             #expect(try await Self.keysLoaded(gateway))
             let token = try await signers.token(kid: "ed")
             #expect(try await Self.post(gateway, token).status == 200)
@@ -237,13 +231,7 @@ import Testing
             // And the gateway says it is not ready: it accepts nothing else.
             let readiness = try await TestHTTP.get(gateway.baseURL + "/readyz")
             #expect(readiness.status == 503 && readiness.body.contains(#""jwks":"unavailable""#))
-        } catch {
-            await gateway.stop()
-            await upstream.stop()
-            throw error
         }
-        await gateway.stop()
-        await upstream.stop()
     }
 }
 

@@ -67,6 +67,15 @@ final class RunningGateway: Sendable {
         _ = try? await task.value
         await gateway.store?.close()
     }
+
+    /// Runs `body`, then stops this gateway and `upstream`, whether `body` threw or not.
+    func run<T>(stoppingAfter upstream: FaultyUpstream, _ body: () async throws -> T) async throws -> T {
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        await stop()
+        await upstream.stop()
+        return try result.get()
+    }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
