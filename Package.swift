@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "proxima", targets: ["proxima"]),
         .library(name: "ProximaBench", targets: ["ProximaBench"]),
         .library(name: "ProximaCore", targets: ["ProximaCore"]),
+        .library(name: "ProximaCache", targets: ["ProximaCache"]),
         .library(name: "ProximaGateway", targets: ["ProximaGateway"]),
     ],
     dependencies: [
@@ -41,6 +42,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ProximaCache",
+            dependencies: ["ProximaCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ProximaStore",
             dependencies: [
                 "ProximaCore",
@@ -57,6 +63,7 @@ let package = Package(
             name: "ProximaGateway",
             dependencies: [
                 "ProximaCore",
+                "ProximaCache",
                 "ProximaStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -91,6 +98,7 @@ let package = Package(
             name: "ProximaBench",
             dependencies: [
                 "ProximaCore",
+                "ProximaCache",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -108,6 +116,7 @@ let package = Package(
             name: "proxima",
             dependencies: [
                 "ProximaCore",
+                "ProximaCache",
                 "ProximaGateway",
                 "ProximaStore",
                 "ProximaBench",
@@ -126,6 +135,11 @@ let package = Package(
         .testTarget(
             name: "ProximaCoreTests",
             dependencies: ["ProximaCore"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaCacheTests",
+            dependencies: ["ProximaCore", "ProximaCache"],
             swiftSettings: testSettings
         ),
         .testTarget(
