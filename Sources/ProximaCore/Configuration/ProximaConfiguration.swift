@@ -18,6 +18,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var dataDirectory: String
     /// Where identities, admin changes and shared counters are kept.
     public var store: StoreSettings
+    /// The response cache (off unless enabled).
+    public var cache: CacheSettings
 
     /// The data directory when the file does not name one.
     public static let defaultDataDirectory = "data"
@@ -33,7 +35,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         auth: AuthSettings = .init(),
         limits: AdmissionSettings = .init(),
         dataDirectory: String = ProximaConfiguration.defaultDataDirectory,
-        store: StoreSettings = .init()
+        store: StoreSettings = .init(),
+        cache: CacheSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -46,11 +49,12 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.limits = limits
         self.dataDirectory = dataDirectory
         self.store = store
+        self.cache = cache
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, sites, endpoints, models, logging, routing, admin, auth, limits
-        case dataDirectory = "data_dir", store
+        case dataDirectory = "data_dir", store, cache
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +71,7 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         limits = try c.decodeIfPresent(AdmissionSettings.self, forKey: .limits) ?? .init()
         dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? Self.defaultDataDirectory
         store = try c.decodeIfPresent(StoreSettings.self, forKey: .store) ?? .init()
+        cache = try c.decodeIfPresent(CacheSettings.self, forKey: .cache) ?? .init()
     }
 }
 
