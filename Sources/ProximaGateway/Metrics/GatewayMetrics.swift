@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import ProximaCache
 import ProximaCore
 import Synchronization
 
@@ -13,6 +14,8 @@ public final class GatewayMetrics: Sendable {
 
     private let inFlight: Meter
     private let overhead: Metrics.Timer
+    private let cacheSavedSeconds: FloatingPointCounter
+    private let cacheSavedDollars: FloatingPointCounter
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let timers = Mutex<[String: Metrics.Timer]>([:])
 
@@ -33,6 +36,8 @@ public final class GatewayMetrics: Sendable {
         self.factory = factory
         self.inFlight = Meter(label: "proxima_requests_in_flight", dimensions: [], factory: factory)
         self.overhead = Metrics.Timer(label: "proxima_gateway_overhead_seconds", dimensions: [], factory: factory)
+        self.cacheSavedSeconds = FloatingPointCounter(label: "proxima_cache_saved_generation_seconds_total", dimensions: [], factory: factory)
+        self.cacheSavedDollars = FloatingPointCounter(label: "proxima_cache_saved_usd_total", dimensions: [], factory: factory)
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
@@ -141,6 +146,53 @@ public final class GatewayMetrics: Sendable {
 
     func recordCallerDisconnect(model: String) {
         counter("proxima_caller_disconnects_total", [("model", model)]).increment()
+    }
+
+    // MARK: cache
+
+    /// A cache lookup: `tier` exact, semantic or none; `outcome` hit, miss or bypass; `reason` why
+    /// (stored, coalesced, similar; absent, no_cache; opted_out, cache_control, n, logprobs,
+    /// temperature, unreadable).
+    func recordCacheLookup(tier: String, outcome: String, reason: String) {
+        counter("proxima_cache_lookups_total", [("tier", tier), ("outcome", outcome), ("reason", reason)]).increment()
+    }
+
+    /// A semantic candidate above the threshold that a false-hit guard refused, by guard.
+    func recordCacheGuardRejection(_ guardName: String) {
+        counter("proxima_cache_guard_rejections_total", [("guard", guardName)]).increment()
+    }
+
+    /// An embedding that could not be used (`timeout`, `error`, `invalid_vector`): the request went on uncached.
+    func recordCacheEmbeddingFailure(_ reason: String) {
+        counter("proxima_cache_embedding_failures_total", [("reason", reason)]).increment()
+    }
+
+    /// How long the embedding call took, failures included.
+    func recordCacheEmbedding(_ duration: Duration) {
+        timer("proxima_cache_embedding_seconds", []).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// How long a tier's search took (the embedding call excluded).
+    func recordCacheLookupTime(tier: String, _ duration: Duration) {
+        timer("proxima_cache_lookup_seconds", [("tier", tier)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// An answer served from the cache: the tokens it did not generate, and the generation time and
+    /// money the original cost (saved this time).
+    func recordCacheServed(_ answer: CachedAnswer, billed: TokenUsage) {
+        counter("proxima_cache_saved_tokens_total", [("kind", "completion")]).increment(by: Int64(answer.usage.completionTokens))
+        counter("proxima_cache_saved_tokens_total", [("kind", "prompt")]).increment(by: Int64(answer.usage.promptTokens))
+        cacheSavedSeconds.increment(by: max(0, answer.generationSeconds))
+        cacheSavedDollars.increment(by: Double(answer.cost.nanodollars) / 1e9)
+    }
+
+    /// A tier's size after a change.
+    func recordCacheSize(tier: String, _ statistics: CacheStatistics) {
+        Meter(label: "proxima_cache_entries", dimensions: [("tier", tier)], factory: factory).set(statistics.entries)
+        Meter(label: "proxima_cache_bytes", dimensions: [("tier", tier)], factory: factory).set(statistics.bytes)
+        Meter(label: "proxima_cache_evictions", dimensions: [("tier", tier), ("reason", "space")], factory: factory)
+            .set(statistics.evictedForSpace)
+        Meter(label: "proxima_cache_evictions", dimensions: [("tier", tier), ("reason", "expired")], factory: factory).set(statistics.expired)
     }
 
     /// The Prometheus text exposition of every metric.

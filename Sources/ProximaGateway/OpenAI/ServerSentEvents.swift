@@ -149,7 +149,7 @@ public struct TokenUsage: Sendable, Equatable {
     }
 
     /// The payload of the event's single `data:` line (engines send one line per event).
-    private static func dataRange(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+    static func dataRange(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         var lineStart = 0
         while lineStart < bytes.count {
             var lineEnd = lineStart

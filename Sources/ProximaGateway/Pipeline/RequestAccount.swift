@@ -66,11 +66,12 @@ final class RequestAccount: Sendable {
     }
 
     /// Books the outcome; only the first call counts. `endpoint` served the request (nil when none
-    /// did) and `claim` is its claim, ended here with `verdict`. `upstreamWait` is the time spent
+    /// did; `servedFromCache` when the cache answered, at `price`, the original's) and `claim` is its
+    /// claim, ended here with `verdict`. `upstreamWait` is the time spent
     /// waiting on upstreams, the rest of the elapsed time being the gateway's own.
     func finish(
         status: Int, endpoint: Endpoint? = nil, claim: EndpointClaim? = nil, verdict: Verdict = .abandoned, usage: TokenUsage? = nil,
-        estimated: Bool = false, upstreamWait: Duration = .zero
+        estimated: Bool = false, upstreamWait: Duration = .zero, price: TokenPrice? = nil, servedFromCache: Bool = false
     ) {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let claim {
@@ -80,7 +81,7 @@ final class RequestAccount: Sendable {
             case .abandoned: claim.abandon()
             }
         }
-        let endpointName = endpoint?.name ?? "none"
+        let endpointName = endpoint?.name ?? (servedFromCache ? "cache" : "none")
         let labels = labels.withLock { labels in
             defer { labels.admission = nil }
             return labels
@@ -89,7 +90,7 @@ final class RequestAccount: Sendable {
             // No usage (nothing answered): nothing was used, the estimate is given back.
             ledger.finish(
                 pass, promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0,
-                price: TokenPrice(endpoint?.pricing), at: Date().timeIntervalSince1970)
+                price: price ?? TokenPrice(endpoint?.pricing), at: Date().timeIntervalSince1970)
         }
         let elapsed = ContinuousClock.now - arrival
         metrics.recordRequest(operation: operation, model: labels.model, endpoint: endpointName, status: status, duration: elapsed)

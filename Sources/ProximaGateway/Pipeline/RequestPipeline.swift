@@ -14,6 +14,7 @@ import ProximaCore
 /// | read | ``RequestPipeline/read(_:operation:limit:)`` + ``InferenceRequest`` | 413, 400 naming the field |
 /// | authorize | ``RequestPipeline/authorize(_:model:requested:)`` | 403 `model_not_allowed` |
 /// | admit | ``AdmissionStage`` | 429 with `Retry-After` (`insufficient_quota` for a spent budget), 400 for `max_tokens` |
+/// | cache | ``CacheStage`` | (answers a hit itself; a miss goes on with a capture that stores the answer) |
 /// | route | ``RouteStage`` | 404, 400, 503 naming every exclusion |
 /// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte) |
 /// | account | ``RequestAccount`` | (books the outcome and settles admission, once, whoever learns it) |
@@ -23,6 +24,8 @@ struct RequestPipeline: Sendable {
     let identify: CallerIdentification
     let admit: AdmissionStage
     let route: RouteStage
+    /// nil when the gateway runs without a cache.
+    let cache: CacheStage?
     let proxy: InferenceProxy
     let metrics: GatewayMetrics
     let logger: Logger
@@ -33,9 +36,10 @@ struct RequestPipeline: Sendable {
         let account = RequestAccount(
             requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
             measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
-        let exchange: InferenceProxy.Exchange
+        var exchange: InferenceProxy.Exchange
         let firstClaim: EndpointClaim?
         var limitHeaders = HTTPFields()
+        var cacheOutcome: CacheOutcome?
         var identified: CallerIdentity?
         do {
             let routing = route.state.snapshot
@@ -54,7 +58,25 @@ struct RequestPipeline: Sendable {
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
+            var capture: CacheCapture?
+            if let cache {
+                switch await cache.consult(
+                    inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID)
+                {
+                case .off: break
+                case .serve(let answer, let outcome):
+                    var response = cache.respond(
+                        answer, outcome: outcome, inference: inference, settings: current.configuration.cache, account: account,
+                        requestID: context.requestID)
+                    response.headers.append(contentsOf: limitHeaders)
+                    return response
+                case .proceed(let kept, let outcome):
+                    capture = kept
+                    cacheOutcome = outcome
+                }
+            }
             (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
+            exchange.capture = capture
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
@@ -71,15 +93,18 @@ struct RequestPipeline: Sendable {
                 limitHeaders = AdmissionStage.fields(admit.ledger.headers(for: identified, at: Date().timeIntervalSince1970))
             }
             refusal.headers.append(contentsOf: limitHeaders)
+            if let cacheOutcome { refusal.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
             throw refusal
         }
         // From here on the proxy books every outcome (streams end after this function has returned).
         do {
             var response = try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
             response.headers.append(contentsOf: limitHeaders)
+            if let cacheOutcome { response.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
             return response
         } catch var failure as GatewayError {
             failure.headers.append(contentsOf: limitHeaders)
+            if let cacheOutcome { failure.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
             throw failure
         }
     }

@@ -80,6 +80,8 @@ struct InferenceProxy: Sendable {
         var upstreamWait: Duration = .zero
         /// The caller's connection's event loop: new upstream connections open there.
         var eventLoop: (any EventLoop)? = nil
+        /// Where the answer goes to be cached, when the cache stage kept it (see ``CacheCapture``).
+        var capture: CacheCapture? = nil
 
         var settings: ProxySettings { routing.proxy }
     }
@@ -206,6 +208,15 @@ struct InferenceProxy: Sendable {
                     account.finish(
                         status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
                         estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait)
+                    if let capture = exchange.capture {
+                        if answer.status == 200 && answer.contentEncoding == nil {
+                            capture.finishWhole(
+                                body: answer.body, usage: answer.usageEstimated ? nil : answer.usage, endpoint: winner.endpoint,
+                                generationSeconds: (answer.receivedAt - sentAt).seconds)
+                        } else {
+                            capture.abandon()
+                        }
+                    }
                     return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
@@ -558,7 +569,7 @@ struct InferenceProxy: Sendable {
             body: ResponseBody { writer in
                 let relayStart = ContinuousClock.now
                 var exchange = exchange
-                var relay = StreamRelay(callerWantsUsage: exchange.request.callerWantsStreamUsage)
+                var relay = StreamRelay(callerWantsUsage: exchange.request.callerWantsStreamUsage, capture: exchange.capture)
                 var status = 200
                 var cancelled = false
                 do {
@@ -602,6 +613,8 @@ struct InferenceProxy: Sendable {
                 default: verdict = .failed
                 }
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
+                exchange.capture?.finishStream(
+                    complete: status == 200, usage: relay.usage, endpoint: endpoint, generationSeconds: (ended - exchange.arrival).seconds)
                 exchange.account.finish(
                     status: status, endpoint: endpoint, claim: claim, verdict: verdict, usage: usage, estimated: relay.usage == nil,
                     upstreamWait: exchange.upstreamWait)

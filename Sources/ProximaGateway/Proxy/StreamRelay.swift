@@ -110,8 +110,12 @@ struct StreamRelay {
     /// The upstream sent its own error event (relayed as it came): the stream failed.
     private(set) var sawErrorEvent = false
 
-    init(callerWantsUsage: Bool) {
+    /// Receives every event, as the upstream sent it, for the cache.
+    let capture: CacheCapture?
+
+    init(callerWantsUsage: Bool, capture: CacheCapture? = nil) {
         self.callerWantsUsage = callerWantsUsage
+        self.capture = capture
     }
 
     /// Relays until the upstream ends. Upstream failures are recorded in `upstreamFailure` (the
@@ -144,6 +148,7 @@ struct StreamRelay {
             if summary.isDone { sawDone = true }
             if summary.hasChoices { contentEvents += 1 }
             if summary.isError { sawErrorEvent = true }
+            capture?.append(event: event)
             if summary.usage != nil && !callerWantsUsage {
                 if summary.isUsageOnly { continue }
                 try await writer.write(summary.removingUsage(from: event))

@@ -31,6 +31,8 @@ public struct Gateway: Sendable {
     let proxy: InferenceProxy
     /// The stages an inference request goes through (see `Pipeline/RequestPipeline.swift`).
     let pipeline: RequestPipeline
+    /// The response cache (empty and unused while `cache.enabled` is false).
+    let cache: ResponseCache
     /// Tenants, principals and keys callers are identified against.
     let directory: IdentityDirectory
     /// Checks bearer JWTs when the configuration has `auth.jwt`.
@@ -117,8 +119,13 @@ public struct Gateway: Sendable {
             sharedLedger = SharedAdmissionLedger(counters: sharedCounters, settings: configuration.limits.leases, local: ledger, logger: logger)
         }
         self.sharedLedger = sharedLedger
+        let routeStage = RouteStage(state: state, metrics: metrics)
+        // The cache's bounds are fixed at start; whether it applies, its tiers and thresholds follow reloads.
+        let cache = ResponseCache(settings: configuration.cache, metrics: metrics)
+        self.cache = cache
         self.pipeline = RequestPipeline(
-            identify: identification, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics), route: RouteStage(state: state, metrics: metrics),
+            identify: identification, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics), route: routeStage,
+            cache: CacheStage(cache: cache, route: routeStage, proxy: proxy, metrics: metrics, logger: logger),
             proxy: proxy, metrics: metrics, logger: logger)
         if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
             logger.warning(

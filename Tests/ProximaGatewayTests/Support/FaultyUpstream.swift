@@ -80,6 +80,20 @@ final class FaultyUpstream: Sendable {
         "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(text)\"}}],\"usage\":null}\n\n"
     }
 
+    static let finishChunk = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+
+    /// A deterministic stand-in for an embeddings model: each lower-cased word adds to 16 hashed
+    /// dimensions, so texts sharing most words are close and identical texts are equal.
+    static func embedding(_ text: String) -> [Float] {
+        var vector = [Float](repeating: 0, count: 16)
+        for word in text.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }) {
+            var hash: UInt64 = 1469598103934665603
+            for byte in word.utf8 { hash = (hash ^ UInt64(byte)) &* 1099511628211 }
+            vector[Int(hash % 16)] += 1
+        }
+        return vector
+    }
+
     static let plainAnswer = #"{"id":"x","object":"chat.completion","model":"ok","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#
 
     static let errorEvent = "data: {\"error\":{\"message\":\"engine overloaded\",\"type\":\"server_error\"}}\n\n"
@@ -90,6 +104,32 @@ final class FaultyUpstream: Sendable {
         let model = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["model"] as? String ?? ""
         let stream = body.contains("\"stream\":true")
         switch model {
+        case "embed", "embed-slow", "embed-bad":
+            if model == "embed-slow" { try await Task.sleep(for: .seconds(3)) }
+            let input = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["input"] as? String ?? ""
+            let vector = model == "embed-bad" ? "[\"x\",1]" : "[" + Self.embedding(input).map { String($0) }.joined(separator: ",") + "]"
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"# + vector + "}]}")))
+        case "counted":
+            // Every answer differs, so a test can tell an answer from the cache from a fresh one.
+            let answer = "answer \(received.load(ordering: .relaxed))"
+            if stream {
+                return sse { writer in
+                    try await writer.write(ByteBuffer(string: Self.chunk(answer) + Self.finishChunk))
+                    if body.contains("\"include_usage\":true") { try await writer.write(ByteBuffer(string: Self.usageChunk)) }
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                    try await writer.finish(nil)
+                }
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: Self.plainAnswer.replacingOccurrences(of: "Hello!", with: answer))))
+        case "counted-slow":
+            try await Task.sleep(for: .milliseconds(600))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: Self.plainAnswer.replacingOccurrences(of: "Hello!", with: "slow \(received.load(ordering: .relaxed))"))))
         case "fail500":
             return Response(status: .internalServerError, body: .init(byteBuffer: ByteBuffer(string: "engine exploded")))
         case "hang":
