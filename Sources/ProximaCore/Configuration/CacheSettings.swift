@@ -169,7 +169,7 @@ public struct CacheSettings: Codable, Sendable, Equatable {
     }
 
     /// Every value out of range, named by its key under `keyPath` (`cache`). `models` are the logical
-    /// models the configuration defines, `names` those and their aliases.
+    /// models the configuration defines (in `models` or served by an endpoint), `names` those and aliases.
     public func problems(at keyPath: String, models knownModels: Set<String>, names: Set<String>) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
         func check(_ key: String, _ problem: String?) { if let problem { problems.append(.init("\(keyPath).\(key)", problem)) } }

@@ -149,7 +149,7 @@ extension ProximaConfiguration {
         problems += limits.problems(at: "limits")
         if let problem = StoreSettings.pathProblem(dataDirectory) { problems.append(.init("data_dir", problem)) }
         problems += store.problems(at: "store", forbiddenVariables: [admin.tokenEnv])
-        problems += cache.problems(at: "cache", models: logicalNames, names: modelNames)
+        problems += cache.problems(at: "cache", models: logicalNames.union(servedModels), names: modelNames.union(servedModels))
         return problems
     }
 
