@@ -123,12 +123,12 @@ import Testing
             #expect(Self.content(again) == "answer 1")
             #expect(upstream.received.load(ordering: .relaxed) == 1)
         }
-        // Errors, aborted and failed streams are never stored.
-        for model in ["fail500", "stream-abort", "stream-error"] {
+        // Errors, aborted and failed streams, and answers that are not completions are never stored.
+        for model in ["fail500", "stream-abort", "stream-error", "big"] {
             try await withCache(chat: model, embed: nil) { gateway, upstream in
                 let url = gateway.baseURL + "/v1/chat/completions"
                 for _ in 0..<2 {
-                    let reply = try await TestHTTP.post(url, json: Self.chat("Fail me", stream: model != "fail500"))
+                    let reply = try await TestHTTP.post(url, json: Self.chat("Fail me", stream: model.hasPrefix("stream")))
                     #expect(Self.cacheHeader(reply) == "miss", "\(model)")
                 }
                 #expect(upstream.received.load(ordering: .relaxed) >= 2, "\(model): both went upstream")

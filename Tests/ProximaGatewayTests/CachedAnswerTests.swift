@@ -91,11 +91,17 @@ extension FuzzSuites {
     /// terminates, never traps, and keeps only complete answers (each choice finished).
     @Suite struct CachedAnswerFuzzTests {
         @Test func readingAnswersIsTotal() async throws {
-            let seeds = [Array(CachedAnswerTests.whole.utf8), Array(EngineSamples.vllmAnswer.utf8)]
+            let seeds = [
+                Array(CachedAnswerTests.whole.utf8), Array(EngineSamples.vllmAnswer.utf8),
+                Array(#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,-1e-3,2E2,0]}],"model":"e5"}"#.utf8),
+            ]
             await Fuzzing.run("cached-answer", seeds: seeds, iterations: Fuzzing.iterations(default: 4_000)) { input, label in
                 for kind in [CachedAnswer.Kind.chat, .completion] {
                     if let draft = CachedAnswer.read(body: ByteBuffer(bytes: input), kind: kind) {
                         #expect(draft.isComplete, "\(label)")
+                    }
+                    if let vector = CacheStage.vector(from: ByteBuffer(bytes: input)) {
+                        #expect(!vector.isEmpty && vector.allSatisfy(\.isFinite), "\(label)")
                     }
                     if let draft = CachedAnswer.read(events: [ByteBuffer(bytes: input)], kind: kind) {
                         #expect(draft.isComplete, "\(label)")
