@@ -102,3 +102,22 @@ import Testing
         #expect(request.upstreamBody(upstreamModel: "m", allocator: .init()) == ByteBuffer(string: text))
     }
 }
+
+/// Prefix affinity hashes the canonical form: callers that serialize the same messages differently
+/// share their prefix blocks.
+struct PrefixHashingTests {
+    static let long = String(repeating: "Context paragraph about the fleet. ", count: 200)
+
+    @Test func theSameMessagesSerializedDifferentlyShareTheirPrefixBlocks() throws {
+        let compact = #"{"model":"m","messages":[{"role":"system","content":"# + JSONScanner.quoted(Self.long) + #"},{"role":"user","content":"a"}]}"#
+        let spaced = #"{ "messages" : [ { "content" : "# + JSONScanner.quoted(Self.long) + #", "role" : "system" }, {"content":"b","role":"user"} ], "model":"m" }"#
+        let first = try InferenceRequest(operation: .chatCompletions, body: ByteBuffer(string: compact)).prefixBlockHashes()
+        let second = try InferenceRequest(operation: .chatCompletions, body: ByteBuffer(string: spaced)).prefixBlockHashes()
+        #expect(first.count >= 3)
+        // The system prompt fills the first blocks; the last block differs with the user turn.
+        #expect(Array(first.prefix(2)) == Array(second.prefix(2)))
+        let other = compact.replacingOccurrences(of: "Context paragraph", with: "Another paragraph")
+        let third = try InferenceRequest(operation: .chatCompletions, body: ByteBuffer(string: other)).prefixBlockHashes()
+        #expect(third.first != first.first)
+    }
+}

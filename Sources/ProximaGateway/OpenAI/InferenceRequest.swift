@@ -230,27 +230,39 @@ extension InferenceRequest {
     /// The prompt's length in tokens, estimated at four bytes of input per token.
     var estimatedPromptTokens: Int { max(1, inputRange.count / 4) }
 
-    /// Hashes of the input's leading 2 KiB blocks, each chained to the ones before it, so that two
-    /// requests share the n-th hash exactly when their first n blocks are equal. The router uses
-    /// them to send requests with a shared prefix where that prefix is likely cached.
+    /// Hashes of the leading 2 KiB blocks of the input's canonical form (`CanonicalJSON`: key order,
+    /// whitespace and escapes do not matter), each chained to the ones before it, so that two requests
+    /// share the n-th hash exactly when their first n blocks are equal. The router uses them to send
+    /// requests with a shared prefix where that prefix is likely cached; the cache's keys use the same
+    /// canonical form.
     func prefixBlockHashes() -> [UInt64] {
-        let blocks = min(inputRange.count / Self.prefixBlockBytes, Self.maximumPrefixBlocks)
+        guard inputRange.count >= Self.prefixBlockBytes else { return [] }
+        let canonical = body.withUnsafeReadableBytes { bytes in
+            try? CanonicalJSON.canonicalize(UnsafeRawBufferPointer(rebasing: bytes[inputRange]))
+        }
+        guard let canonical else {
+            // Unreachable for a body the scanner accepted; the raw bytes are a fair second best.
+            return body.withUnsafeReadableBytes { Self.blockHashes(of: UnsafeRawBufferPointer(rebasing: $0[inputRange])) }
+        }
+        return canonical.withUnsafeBytes { Self.blockHashes(of: $0) }
+    }
+
+    static func blockHashes(of bytes: UnsafeRawBufferPointer) -> [UInt64] {
+        let blocks = min(bytes.count / prefixBlockBytes, maximumPrefixBlocks)
         guard blocks > 0 else { return [] }
         var hashes: [UInt64] = []
         hashes.reserveCapacity(blocks)
-        body.withUnsafeReadableBytes { bytes in
-            var hash: UInt64 = 0x9E37_79B9_7F4A_7C15
-            var offset = inputRange.lowerBound
-            for _ in 0..<blocks {
-                let end = offset + Self.prefixBlockBytes
-                while offset + 8 <= end {
-                    let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                    hash = (hash ^ word) &* 0x9FB2_1C65_1E98_DF25
-                    hash ^= hash >> 29
-                    offset += 8
-                }
-                hashes.append(hash)
+        var hash: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var offset = 0
+        for _ in 0..<blocks {
+            let end = offset + prefixBlockBytes
+            while offset + 8 <= end {
+                let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                hash = (hash ^ word) &* 0x9FB2_1C65_1E98_DF25
+                hash ^= hash >> 29
+                offset += 8
             }
+            hashes.append(hash)
         }
         return hashes
     }
