@@ -17,6 +17,11 @@ public enum CachePairEvaluation {
     public struct Message: Sendable, Equatable, Codable {
         public var role: String
         public var content: String
+
+        public init(role: String, content: String) {
+            self.role = role
+            self.content = content
+        }
     }
 
     /// One labelled pair: `set` is `pairs`, `conv-parts` or `conv-long`; `category` the pair's
@@ -52,6 +57,10 @@ public enum CachePairEvaluation {
         /// Whether the two requests fall in the same partition (every message but the last identical).
         public var samePartition: Bool
         public var guardVerdict: CacheGuard?
+        /// The pair's id and last-turn texts, for the detail lists.
+        public var id = ""
+        public var textA = ""
+        public var textB = ""
 
         public init(set: String, category: String, sameAnswer: Bool, cosine: Double, samePartition: Bool, guardVerdict: CacheGuard?) {
             self.set = set
@@ -173,9 +182,13 @@ public enum CachePairEvaluation {
             guard let a = vectors[pair.textA], let b = vectors[pair.textB] else {
                 throw Failure(description: "no embedding for pair \(pair.id)")
             }
-            return Outcome(
+            var outcome = Outcome(
                 set: pair.set, category: pair.category, sameAnswer: pair.sameAnswer, cosine: cosine(a, b),
                 samePartition: samePartition(pair.a, pair.b), guardVerdict: PromptAgreement.check(pair.textA, pair.textB))
+            outcome.id = pair.id
+            outcome.textA = pair.textA
+            outcome.textB = pair.textB
+            return outcome
         }
     }
 
@@ -336,6 +349,22 @@ public enum CachePairEvaluation {
             text += "| \(category) | \(rows.count) | "
             text += CacheGuard.allCases.map { kind in String(rows.filter { $0.guardVerdict == kind }.count) }.joined(separator: " | ")
             text += " | \(rows.filter { $0.guardVerdict == nil }.count) |\n"
+        }
+        return text
+    }
+
+    /// The single-turn pairs the guarded cache gets wrong at `threshold`: false hits, and same-answer
+    /// pairs within the threshold that a guard refused.
+    public static func errorList(_ outcomes: [Outcome], threshold: Double) -> String {
+        var text = "False hits with guards at \(format(threshold)):\n\n"
+        for outcome in outcomes where outcome.set == "pairs" && !outcome.sameAnswer && outcome.served(threshold: threshold, guards: true) {
+            text += "- \(outcome.id) (\(format(outcome.cosine))): \(outcome.textA) / \(outcome.textB)\n"
+        }
+        text += "\nSame-answer pairs within the threshold refused by a guard:\n\n"
+        for outcome in outcomes where outcome.set == "pairs" && outcome.sameAnswer && outcome.cosine >= threshold {
+            if let verdict = outcome.guardVerdict {
+                text += "- \(outcome.id) [\(verdict.rawValue)]: \(outcome.textA) / \(outcome.textB)\n"
+            }
         }
         return text
     }

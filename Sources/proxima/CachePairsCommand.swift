@@ -34,6 +34,12 @@ struct CachePairs: AsyncParsableCommand {
     @Option(help: "Also write the report as markdown to this file.")
     var markdown: String?
 
+    @Option(help: "Keep the embeddings in this JSON file: read when it holds a mode, written after embedding (to rerun the report without the embedder).")
+    var vectors: String?
+
+    @Flag(help: "List the pairs the guarded cache gets wrong at the threshold.")
+    var details = false
+
     func run() async throws {
         let pairs = try CachePairEvaluation.load(from: data)
         let texts = pairs.flatMap { [$0.textA, $0.textB] }
@@ -41,13 +47,31 @@ struct CachePairs: AsyncParsableCommand {
         report += "\(pairs.filter { $0.set == "conv-parts" }.count) conv-parts, \(pairs.filter { $0.set == "conv-long" }.count) conv-long; "
         report += "\(Set(texts).count) distinct texts embedded by \(model) at \(embeddingsURL).\n\n"
         for mode in modes.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-            let started = ContinuousClock.now
-            let vectors = try await CachePairEvaluation.embed(
-                texts, baseURL: embeddingsURL, model: model, inputType: mode == "none" ? nil : mode)
-            let elapsed = ContinuousClock.now - started
-            FileHandle.standardError.write(Data("embedded \(vectors.count) texts (\(mode)) in \(elapsed)\n".utf8))
-            let outcomes = try CachePairEvaluation.outcomes(pairs, vectors: vectors)
+            var stored: [String: [String: [Float]]] = [:]
+            if let path = vectors, let data = FileManager.default.contents(atPath: path) {
+                stored = try JSONDecoder().decode([String: [String: [Float]]].self, from: data)
+            }
+            let embedded: [String: [Float]]
+            if let known = stored[mode], Set(texts).isSubset(of: known.keys) {
+                embedded = known
+            } else {
+                let started = ContinuousClock.now
+                embedded = try await CachePairEvaluation.embed(
+                    texts, baseURL: embeddingsURL, model: model, inputType: mode == "none" ? nil : mode)
+                let elapsed = ContinuousClock.now - started
+                FileHandle.standardError.write(Data("embedded \(embedded.count) texts (\(mode)) in \(elapsed)\n".utf8))
+                if let path = vectors {
+                    stored[mode] = embedded
+                    try JSONEncoder().encode(stored).write(to: URL(fileURLWithPath: path))
+                }
+            }
+            let outcomes = try CachePairEvaluation.outcomes(pairs, vectors: embedded)
             report += CachePairEvaluation.markdownReport(outcomes, mode: mode, fixedThreshold: threshold) + "\n"
+            if details {
+                let single = outcomes.filter { $0.set == "pairs" }
+                let at = threshold ?? CachePairEvaluation.chooseThreshold(single) ?? 0.95
+                report += CachePairEvaluation.errorList(outcomes, threshold: at) + "\n"
+            }
         }
         print(report, terminator: "")
         if let markdown {

@@ -58,6 +58,9 @@ public struct PromptFeatures: Sendable {
 
     /// The first guard on which the two prompts disagree, or nil when they agree on all.
     public func disagreement(with other: PromptFeatures) -> CacheGuard? {
+        // Quoted strings and code first: words inside them would otherwise be blamed on other guards.
+        if quoted != other.quoted { return .quoted }
+        if code != other.code { return .code }
         if negations != other.negations || Self.polarityConflict(polarity, other.polarity)
             || reversedStems.contains(where: { other.words.contains($0) && !other.reversedStems.contains($0) })
             || other.reversedStems.contains(where: { words.contains($0) && !reversedStems.contains($0) }) {
@@ -65,8 +68,6 @@ public struct PromptFeatures: Sendable {
         }
         if numbers != other.numbers || (!units.isEmpty && !other.units.isEmpty && units != other.units) { return .number }
         if dates != other.dates { return .date }
-        if quoted != other.quoted { return .quoted }
-        if code != other.code { return .code }
         if !Self.namesFound(entities, in: other.words) || !Self.namesFound(other.entities, in: words)
             || (!directions.isEmpty && !other.directions.isEmpty && directions != other.directions) {
             return .entity
@@ -85,13 +86,14 @@ public struct PromptFeatures: Sendable {
         return false
     }
 
-    /// Whether every name appears among `words`, allowing a typo in long names (one edit from five
-    /// letters, two from nine) but none in short ones ("UK" against "US").
+    /// Whether every name appears among `words`, allowing one typo (an edit or a swap of neighbours) in
+    /// names of five letters or more, none in short ones ("UK" against "US"); "Austria" is two edits
+    /// from "Australia".
     static func namesFound(_ names: Set<String>, in words: Set<String>) -> Bool {
         for name in names where !words.contains(name) {
             let letters = Array(name.utf8)
             guard letters.count >= 5 else { return false }
-            let allowed = letters.count >= 9 ? 2 : 1
+            let allowed = 1
             let close = words.contains { word in
                 let other = Array(word.utf8)
                 return abs(other.count - letters.count) <= allowed && other.count >= 5

@@ -78,7 +78,7 @@ enum PromptLexicon {
     }()
 
     /// Prefixes that reverse a word: "unsafe" against "safe", "non-members" against "members".
-    static let reversingPrefixes = ["un", "dis", "non", "in", "im", "il", "ir", "de", "anti", "self"]
+    static let reversingPrefixes = ["un", "dis", "non", "in", "im", "il", "ir", "de", "anti"]
 
     static let numberWords: [String: String] = [
         "zero": "0", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",

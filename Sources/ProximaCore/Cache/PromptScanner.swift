@@ -118,7 +118,7 @@ struct PromptScanner {
                 if let date = PromptLexicon.dateWords[lowerCompound] { dates.insert(date) }
                 for bit in PromptLexicon.polarity[lowerCompound] ?? [] { polarity |= 1 << UInt64(bit) }
                 let pieces = lowerCompound.split(separator: "-")
-                if pieces.count >= 2, ["non", "un", "self", "anti", "de", "dis"].contains(String(pieces[0])) {
+                if pieces.count >= 2, ["non", "un", "anti", "de", "dis"].contains(String(pieces[0])) {
                     reversedStems.insert(pieces.dropFirst().joined(separator: "-"))
                 }
             }
@@ -241,7 +241,12 @@ struct PromptScanner {
             case "k":
                 digits += "000"
             default:
-                if let unit = PromptLexicon.units[lowerSuffix] { units.insert(unit) } else { entities.insert(digits + lowerSuffix) }
+                if let unit = PromptLexicon.units[lowerSuffix] {
+                    units.insert(unit)
+                } else {
+                    entities.insert(digits + lowerSuffix)
+                    words.insert(digits + lowerSuffix)
+                }
             }
             // Strip leading zeros of plain integers ("007" is 7), not of clock times.
             if !isTime && !digits.contains(".") {
