@@ -190,9 +190,10 @@ struct HNSWGraph {
         var changed = true
         while changed {
             changed = false
-            let count = neighbourCount(current, layer)
+            let node = current
+            let count = neighbourCount(node, layer)
             for i in 0..<count {
-                let n = neighbour(current, layer, i)
+                let n = neighbour(node, layer, i)
                 let s = similarity(query, n, vectors)
                 if s > best {
                     best = s
