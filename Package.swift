@@ -184,6 +184,7 @@ let package = Package(
             name: "ProximaGatewayTests",
             dependencies: [
                 "ProximaCore",
+                "ProximaBench",
                 "ProximaGateway",
                 "ProximaStore",
                 "ProximaEmulator",

@@ -175,12 +175,12 @@ struct CacheBench: AsyncParsableCommand {
             emulated.port(of: name).map { "http://127.0.0.1:\($0)/metrics" }
         }
         let total = workload.arrivals.count
+        // A progress line only on a terminal; a redirected run's output stays the report alone.
+        let showsProgress = isatty(2) != 0
         let summary = await CacheRunSummary.measure(
             label: label, workload: workload, baseURL: "http://127.0.0.1:\(port)/v1", model: model, endpoints: endpoints,
-            progress: { done in
-                FileHandle.standardError.write(Data("\r  \(done)/\(total) done   ".utf8))
-            })
-        FileHandle.standardError.write(Data("\r".utf8))
+            progress: showsProgress ? { done in FileHandle.standardError.write(Data("\r  \(done)/\(total) done   ".utf8)) } : nil)
+        if showsProgress { FileHandle.standardError.write(Data("\r".utf8)) }
         await group.triggerGracefulShutdown()
         _ = try? await gatewayTask.value
         await emulated.stop()
