@@ -179,12 +179,16 @@ struct CacheBench: AsyncParsableCommand {
         let showsProgress = isatty(2) != 0
         let summary = await CacheRunSummary.measure(
             label: label, workload: workload, baseURL: "http://127.0.0.1:\(port)/v1", model: model, endpoints: endpoints,
-            progress: showsProgress ? { done in FileHandle.standardError.write(Data("\r  \(done)/\(total) done   ".utf8)) } : nil)
+            progress: showsProgress ? Self.progressPrinter(total: total) : nil)
         if showsProgress { FileHandle.standardError.write(Data("\r".utf8)) }
         await group.triggerGracefulShutdown()
         _ = try? await gatewayTask.value
         await emulated.stop()
         return summary
+    }
+
+    static func progressPrinter(total: Int) -> @Sendable (Int) -> Void {
+        { done in FileHandle.standardError.write(Data("\r  \(done)/\(total) done   ".utf8)) }
     }
 
     /// How the workload was built, with the shares actually planned.
