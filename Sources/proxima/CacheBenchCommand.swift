@@ -67,7 +67,7 @@ struct CacheBench: AsyncParsableCommand {
     @Option(help: "Semantic similarity threshold for the cache-on pass (default: the configuration's).")
     var threshold: Double?
 
-    @Option(help: "Passes to run, in order: off, on (comma-separated).")
+    @Option(help: "Passes to run, in order, each on a fresh fleet: off, on, comma-separated (off,off,on also shows the noise between two identical passes).")
     var passes: String = "off,on"
 
     @Option(help: "Seed of the workload.")
@@ -119,7 +119,10 @@ struct CacheBench: AsyncParsableCommand {
                 run.cache.semantic.model = embedModel
                 if let threshold { run.cache.semantic.threshold = threshold }
             }
-            let label = pass == "on" ? "cache on" : "cache off"
+            // A repeated pass (off,off,on: an A/A check of the machine's noise) gets its number.
+            let repeats = passNames.filter { $0 == pass }.count
+            let ordinal = passNames[...index].filter { $0 == pass }.count
+            let label = (pass == "on" ? "cache on" : "cache off") + (repeats > 1 ? " (\(ordinal))" : "")
             print("[\(index + 1)/\(passNames.count)] \(label): \(workload.arrivals.count) requests over \(Int(duration)) s")
             let summary = try await Self.pass(run, label: label, workload: workload, model: chatModel, logger: quiet)
             print(String(format: "  TTFT mean %.0f ms, end to end mean %.0f ms, %d served from cache, %d errors", summary.timeToFirstToken.mean, summary.endToEnd.mean, summary.hits, summary.requests - summary.succeeded))
