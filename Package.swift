@@ -185,6 +185,7 @@ let package = Package(
             name: "ProximaGatewayTests",
             dependencies: [
                 "ProximaCore",
+                "ProximaBench",
                 "ProximaGateway",
                 "ProximaStore",
                 "ProximaEmulator",

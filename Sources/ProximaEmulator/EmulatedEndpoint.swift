@@ -13,16 +13,24 @@ import Synchronization
 final class EmulatedEndpoint: Sendable {
     let name: String
     let models: [String]
+    /// Served model names (as requests carry them) that are embeddings models: they answer
+    /// `/v1/embeddings` and refuse chat and completions.
+    let embeddingModels: Set<String>
     let site: Site
     let driver: EngineDriver
     let roundTrip: RoundTripModel
     private let faults = Mutex<(settings: FaultSettings, setAt: ContinuousClock.Instant)>((.none, .now))
     private let random = Mutex(SplitMix64(seed: 42))
     private let completionIDs = Atomic<Int>(0)
+    /// Embedding requests served, their tokens, and the modelled compute time they took (nanoseconds).
+    private let embeddingStats = Mutex<(requests: Int, tokens: Int, busyNanoseconds: Int64)>((0, 0, 0))
 
-    init(name: String, models: [String], site: Site, profile: GPUProfile, roundTrip: RoundTripModel = .init()) {
+    init(
+        name: String, models: [String], embeddingModels: Set<String> = [], site: Site, profile: GPUProfile, roundTrip: RoundTripModel = .init()
+    ) {
         self.name = name
         self.models = models
+        self.embeddingModels = embeddingModels
         self.site = site
         self.driver = EngineDriver(profile: profile)
         self.roundTrip = roundTrip
@@ -65,6 +73,7 @@ final class EmulatedEndpoint: Sendable {
         }
         router.post("/v1/chat/completions") { request, _ in try await self.complete(request, isChat: true) }
         router.post("/v1/completions") { request, _ in try await self.complete(request, isChat: false) }
+        router.post("/v1/embeddings") { request, _ in try await self.embed(request) }
         return router
     }
 
@@ -91,6 +100,9 @@ final class EmulatedEndpoint: Sendable {
         }
         guard models.contains(prompt.model) else {
             return Self.error("The model '\(prompt.model)' does not exist", status: .notFound, param: "model")
+        }
+        guard !embeddingModels.contains(prompt.model) else {
+            return Self.error("The model '\(prompt.model)' is an embeddings model; use /v1/embeddings", status: .badRequest, param: "model")
         }
         let (settings, setAt) = faults.withLock { $0 }
         let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
@@ -138,6 +150,54 @@ final class EmulatedEndpoint: Sendable {
             "{\"id\":\"\(id)\",\"object\":\"\(object)\",\"created\":\(created),\"model\":\"\(prompt.model)\",\"choices\":[\(choice)],\"usage\":\(usage)}")
     }
 
+    /// Modelled compute time of an embedding request: a fixed cost per request plus a cost per token
+    /// (a small encoder model), stretched by the slowdown fault.
+    static let embeddingFixedSeconds = 0.004
+    static let embeddingSecondsPerToken = 0.000_01
+
+    /// `POST /v1/embeddings` for an embeddings model: vectors from `HashedTextEmbedding`, answered after
+    /// the network delay both ways and the modelled compute time; faults apply as for completions.
+    func embed(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 64 << 20)
+        let embedding: EmulatedEmbeddingRequest
+        do {
+            embedding = try EmulatedEmbeddingRequest(body: Data(body.readableBytesView))
+        } catch {
+            return Self.error(error.message, status: .badRequest, param: error.param)
+        }
+        guard models.contains(embedding.model) else {
+            return Self.error("The model '\(embedding.model)' does not exist", status: .notFound, param: "model")
+        }
+        guard embeddingModels.contains(embedding.model) else {
+            return Self.error("The model '\(embedding.model)' does not support embeddings", status: .badRequest, param: "model")
+        }
+        let (settings, setAt) = faults.withLock { $0 }
+        let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
+        let decision = FaultDecision.decide(settings, secondsSinceSet: (ContinuousClock.now - setAt).seconds, draw: draw, outputTokens: 1)
+        let oneWay = oneWayDelay(from: request.headers[HTTPField.Name("x-proxima-client-location")!])
+        switch decision {
+        case .refuse, .hang:
+            try await Task.sleep(for: .seconds(3_600))
+            throw CancellationError()
+        case .fail(let status):
+            try await Task.sleep(for: oneWay * 2)
+            return Self.error("emulated engine failure", status: .init(code: status))
+        case .serve, .abort:
+            break
+        }
+        let compute = min(3_600, (Self.embeddingFixedSeconds + Self.embeddingSecondsPerToken * Double(embedding.tokens)) * max(1, settings.slowdown))
+        let computeDuration = Duration.seconds(clampedSeconds: compute)
+        embeddingStats.withLock { stats in
+            stats.requests += 1
+            stats.tokens += embedding.tokens
+            stats.busyNanoseconds += Int64(compute * 1e9)
+        }
+        let answer = embedding.responseJSON()
+        try await Task.sleep(for: oneWay * 2 + computeDuration)
+        return Self.json(answer)
+    }
+
     static func usageJSON(_ prompt: Int, _ output: Int, _ cached: Int) -> String {
         "{\"prompt_tokens\":\(prompt),\"completion_tokens\":\(output),\"total_tokens\":\(prompt + output),\"prompt_tokens_details\":{\"cached_tokens\":\(cached)}}"
     }
@@ -182,17 +242,23 @@ final class EmulatedEndpoint: Sendable {
     /// The engine's state in vLLM's metric names, plus a DCGM-style power gauge.
     func metricsText() -> String {
         let snapshot = driver.snapshot()
+        let embedding = embeddingStats.withLock { $0 }
         let model = models.first ?? "model"
         let labels = "model_name=\"\(model)\""
+        let busySeconds = snapshot.busySeconds + Double(embedding.busyNanoseconds) / 1e9
         var lines = [
             "# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running{\(labels)} \(snapshot.running)",
             "# TYPE vllm:num_requests_waiting gauge", "vllm:num_requests_waiting{\(labels)} \(snapshot.waiting)",
             "# TYPE vllm:kv_cache_usage_perc gauge", "vllm:kv_cache_usage_perc{\(labels)} \(snapshot.kvUsage)",
             "# TYPE vllm:prefix_cache_queries_total counter", "vllm:prefix_cache_queries_total{\(labels)} \(snapshot.prefixCacheQueries)",
             "# TYPE vllm:prefix_cache_hits_total counter", "vllm:prefix_cache_hits_total{\(labels)} \(snapshot.prefixCacheHits)",
-            "# TYPE vllm:prompt_tokens_total counter", "vllm:prompt_tokens_total{\(labels)} \(snapshot.promptTokens)",
+            "# TYPE vllm:prompt_tokens_total counter", "vllm:prompt_tokens_total{\(labels)} \(snapshot.promptTokens + embedding.tokens)",
             "# TYPE vllm:generation_tokens_total counter", "vllm:generation_tokens_total{\(labels)} \(snapshot.generatedTokens)",
-            "# TYPE vllm:request_success_total counter", "vllm:request_success_total{\(labels)} \(snapshot.metrics.finishedRequests)",
+            "# TYPE vllm:request_success_total counter",
+            "vllm:request_success_total{\(labels)} \(snapshot.metrics.finishedRequests + embedding.requests)",
+            "# HELP proxima_emulator_busy_seconds_total Seconds the emulated engine computed (steps of the engine model, modelled embedding time).",
+            "# TYPE proxima_emulator_busy_seconds_total counter", "proxima_emulator_busy_seconds_total{\(labels)} \(busySeconds)",
+            "# TYPE proxima_emulator_energy_joules_total counter", "proxima_emulator_energy_joules_total{\(labels)} \(snapshot.energyJoules)",
         ]
         for (name, histogram) in [
             ("vllm:time_to_first_token_seconds", snapshot.metrics.timeToFirstToken),

@@ -38,6 +38,7 @@ public final class EmulatorFleet: Sendable {
     /// `H100-70B`; default `H100-8B`).
     public static func start(configuration: ProximaConfiguration, logger: Logger) async throws -> EmulatorFleet {
         let fleet = try Fleet(configuration: configuration)
+        let embeddingsModels = Set(configuration.models.filter { $0.kind == .embeddings }.map(\.name))
         var running: [String: Running] = [:]
         var order: [String] = []
         var engineTasks: [Task<Void, Never>] = []
@@ -49,7 +50,9 @@ public final class EmulatorFleet: Sendable {
             }
             let endpoint = fleet.endpoints[index]
             let emulated = EmulatedEndpoint(
-                name: endpoint.name, models: settings.models.map(\.upstream), site: fleet.site(of: endpoint), profile: profile)
+                name: endpoint.name, models: settings.models.map(\.upstream),
+                embeddingModels: Set(settings.models.filter { embeddingsModels.contains($0.name) }.map(\.upstream)),
+                site: fleet.site(of: endpoint), profile: profile)
             engineTasks.append(Task { await emulated.driver.run() })
             let (task, port) = try await serve(emulated, host: endpoint.url.host, port: endpoint.url.port == 80 ? 0 : endpoint.url.port, logger: logger)
             running[endpoint.name] = Running(endpoint: emulated, host: endpoint.url.host, port: port, task: task)

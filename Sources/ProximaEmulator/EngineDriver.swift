@@ -81,7 +81,8 @@ final class EngineDriver: Sendable {
                 running: state.model.runningCount, waiting: state.model.waitingCount, kvUsage: state.model.kvUsage,
                 prefixCacheQueries: state.model.prefixCacheQueries, prefixCacheHits: state.model.prefixCacheHits,
                 promptTokens: state.model.promptTokensProcessed + state.model.cachedPromptTokens,
-                generatedTokens: state.model.generatedTokens, powerWatts: state.model.powerWatts(at: now), metrics: state.metrics)
+                generatedTokens: state.model.generatedTokens, powerWatts: state.model.powerWatts(at: now), busySeconds: state.model.busySeconds,
+                energyJoules: state.model.energyJoules, metrics: state.metrics)
         }
     }
 
@@ -150,6 +151,10 @@ struct EngineSnapshot: Sendable {
     var promptTokens: Int
     var generatedTokens: Int
     var powerWatts: Double
+    /// Seconds of completed engine steps: GPU busy time.
+    var busySeconds: Double
+    /// Energy of completed steps and idle time so far.
+    var energyJoules: Double
     var metrics: EngineMetricsRecorder
 }
 

@@ -402,19 +402,24 @@ public struct ModelSettings: Codable, Sendable, Equatable {
     public var contextLength: Int?
     /// Routing policy for this model's requests (unless a request names its own).
     public var policy: String?
+    /// What the model does: chat and text generation (the default) or embeddings. Emulated endpoints
+    /// serve `/v1/embeddings` for an embeddings model.
+    public var kind: ModelKind
 
     public init(
-        name: String, aliases: [String] = [], fallbacks: [String] = [], contextLength: Int? = nil, policy: String? = nil
+        name: String, aliases: [String] = [], fallbacks: [String] = [], contextLength: Int? = nil, policy: String? = nil,
+        kind: ModelKind = .chat
     ) {
         self.name = name
         self.aliases = aliases
         self.fallbacks = fallbacks
         self.contextLength = contextLength
         self.policy = policy
+        self.kind = kind
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, aliases, fallbacks, contextLength = "context_length", policy
+        case name, aliases, fallbacks, contextLength = "context_length", policy, kind
     }
 
     public init(from decoder: any Decoder) throws {
@@ -425,7 +430,16 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         fallbacks = try c.decodeIfPresent([String].self, forKey: .fallbacks) ?? []
         contextLength = try c.decodeIfPresent(Int.self, forKey: .contextLength)
         policy = try c.decodeIfPresent(String.self, forKey: .policy)
+        kind = try c.decodeIfPresent(ModelKind.self, forKey: .kind) ?? .chat
     }
+}
+
+/// What a logical model does.
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+    /// Generates text: chat and text completions.
+    case chat
+    /// Turns text into vectors: `/v1/embeddings`.
+    case embeddings
 }
 
 /// Log output settings.
