@@ -328,16 +328,17 @@ public enum CachePairEvaluation {
         }
         text += categoryTable(single, threshold: threshold)
         text += "\nConversation pairs at \(format(threshold)): the cache's rule serves only when every message but the last is identical (same partition).\n\n"
-        text += "| set | subtype | same answer | pairs | served, last turn only (no partition, no guards) | served, partition rule | served, partition rule + guards | false hits (rule + guards) |\n"
-        text += "|---|---|---|---|---|---|---|---|\n"
+        text += "| set | subtype | same answer | pairs | served, last turn only | served, last turn + guards | served, partition rule | served, partition rule + guards | false hits (rule + guards) |\n"
+        text += "|---|---|---|---|---|---|---|---|---|\n"
         for set in ["conv-parts", "conv-long"] {
             let inSet = outcomes.filter { $0.set == set }
             for category in Array(Set(inSet.map(\.category))).sorted() {
                 let rows = inSet.filter { $0.category == category }
                 let loose = rows.filter { $0.served(threshold: threshold, guards: false, partitions: false) }.count
+                let looseGuarded = rows.filter { $0.served(threshold: threshold, guards: true, partitions: false) }.count
                 let rule = rows.filter { $0.served(threshold: threshold, guards: false) }.count
                 let guarded = Tally(rows, threshold: threshold, guards: true)
-                text += "| \(set) | \(category) | \(rows.first?.sameAnswer == true ? "yes" : "no") | \(rows.count) | \(loose) | \(rule) "
+                text += "| \(set) | \(category) | \(rows.first?.sameAnswer == true ? "yes" : "no") | \(rows.count) | \(loose) | \(looseGuarded) | \(rule) "
                 text += "| \(guarded.truePositives + guarded.falsePositives) | \(guarded.falsePositives) |\n"
             }
         }

@@ -33,7 +33,7 @@ public struct PromptFeatures: Sendable {
     let reversedStems: Set<String>
     /// Names and acronyms, lower case.
     let entities: Set<String>
-    /// "to X" / "from X" / "into X" with X a name.
+    /// "to X" and "from X" ("into" counts as "to"), X the next word after articles and possessives.
     let directions: Set<String>
     let quoted: Set<String>
     let code: Set<String>
@@ -69,11 +69,30 @@ public struct PromptFeatures: Sendable {
         if numbers != other.numbers || (!units.isEmpty && !other.units.isEmpty && units != other.units) { return .number }
         if dates != other.dates { return .date }
         if !Self.namesFound(entities, in: other.words) || !Self.namesFound(other.entities, in: words)
-            || (!directions.isEmpty && !other.directions.isEmpty && directions != other.directions) {
+            || Self.directionsReversed(self, other) || Self.directionsReversed(other, self) {
             return .entity
         }
         if audience != other.audience { return .scope }
         return nil
+    }
+
+    /// Whether a word is a destination in one prompt and a source in the other ("from savings to
+    /// current account" against "from current account to savings"), or the two destinations swap
+    /// ("Word to PDF" against "PDF to Word").
+    static func directionsReversed(_ a: PromptFeatures, _ b: PromptFeatures) -> Bool {
+        guard !a.directions.isEmpty, !b.directions.isEmpty else { return false }
+        for direction in a.directions where !b.directions.contains(direction) {
+            let isDestination = direction.hasPrefix("to ")
+            let target = String(direction.dropFirst(isDestination ? 3 : 5))
+            if b.directions.contains((isDestination ? "from " : "to ") + target) && !a.directions.contains((isDestination ? "from " : "to ") + target) {
+                return true
+            }
+            guard isDestination, b.words.contains(target) else { continue }
+            if b.directions.contains(where: { $0.hasPrefix("to ") && a.words.contains(String($0.dropFirst(3))) && !a.directions.contains($0) }) {
+                return true
+            }
+        }
+        return false
     }
 
     /// Whether some concept is used by both prompts with different poles.

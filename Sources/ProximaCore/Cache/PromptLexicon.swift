@@ -9,6 +9,8 @@ enum PromptLexicon {
         "not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without", "cannot",
         "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "cant", "couldnt", "shouldnt",
         "wouldnt", "havent", "hasnt", "hadnt", "mustnt", "neednt", "aint",
+        // Verbs that negate what follows ("stop watering", "avoid taking").
+        "stop", "stopping", "avoid", "avoiding", "quit", "prevent", "refrain",
     ]
 
     /// Antonym groups: concept, then the words of one pole and of the other. Two prompts that both use a
@@ -48,6 +50,7 @@ enum PromptLexicon {
         ("true", ["true", "correct"], ["false", "incorrect", "wrong"]),
         ("good", ["good", "best", "better", "benefit", "benefits", "advantage", "advantages", "pros"],
          ["bad", "worst", "worse", "risk", "risks", "disadvantage", "disadvantages", "cons", "drawbacks", "downsides"]),
+        ("busy", ["busy", "crowded", "packed", "popular"], ["quiet", "empty"]),
         ("hot", ["hot", "warm", "heat", "warmer"], ["cold", "cool", "freeze", "frozen", "colder"]),
         ("extent", ["full", "fully", "whole", "entire"], ["part", "partial", "partly", "half"]),
         ("location", ["home", "domestic", "inside", "internal", "local"], ["abroad", "overseas", "international", "outside", "external", "foreign"]),
@@ -86,7 +89,7 @@ enum PromptLexicon {
         "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30",
         "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
         "hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000", "dozen": "12",
-        "once": "1x", "twice": "2x", "single": "1", "double": "2x", "triple": "3x", "half": "0.5", "quarter": "0.25",
+        "once": "1x", "twice": "2x", "double": "2x", "triple": "3x", "half": "0.5", "quarter": "0.25",
         "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
     ]
 
@@ -169,10 +172,10 @@ enum PromptLexicon {
             ("pregnant", ["pregnant", "pregnancy", "breastfeeding"]),
             ("student", ["student", "students"]),
             ("employee", ["employee", "employees", "employed", "staff", "worker", "workers"]),
-            ("contractor", ["contractor", "contractors", "freelancer", "freelancers", "self-employed", "agency"]),
+            ("contractor", ["contractor", "contractors", "freelancer", "freelancers", "self-employed"]),
             ("member", ["member", "members", "subscriber", "subscribers"]),
             ("resident", ["resident", "residents", "citizen", "citizens", "local", "locals"]),
-            ("business", ["business", "businesses", "company", "commercial", "premises", "corporate", "enterprise"]),
+            ("business", ["business", "businesses", "commercial", "premises", "corporate", "enterprise"]),
             ("tenant", ["tenant", "tenants", "renter", "renting", "rented", "rental", "tenancy", "landlord", "landlords"]),
             ("owner", ["owner", "owners", "homeowner", "homeowners", "own", "owned"]),
             ("joint", ["joint", "shared", "share"]),

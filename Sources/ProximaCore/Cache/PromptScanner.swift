@@ -86,10 +86,15 @@ struct PromptScanner {
         }
     }
 
+    private static let leadingPunctuation: Set<Character> = ["(", "[", "{", "<", "'", "*", "¿", "¡"]
+    private static let trailingPunctuation: Set<Character> = ["?", "!", ".", ",", ";", ":", ")", "]", "}", ">", "'", "*", "…"]
+    private static let directionWords: Set<String> = ["to", "from", "into"]
+    private static let determiners: Set<String> = ["a", "an", "the", "my", "your", "our", "their"]
+    private static let compoundReversers: Set<String> = ["non", "un", "anti", "de", "dis"]
+
     /// Reads one whitespace-separated token; returns whether it ends a sentence.
     private mutating func scanToken(_ raw: String, atSentenceStart: Bool) -> Bool {
-        let leading: Set<Character> = ["(", "[", "{", "<", "'", "*", "¿", "¡"]
-        let trailing: Set<Character> = ["?", "!", ".", ",", ";", ":", ")", "]", "}", ">", "'", "*", "…"]
+        let leading = Self.leadingPunctuation, trailing = Self.trailingPunctuation
         let endsSentence = raw.last.map { "?!.:".contains($0) } ?? false
         var token = Substring(raw)
         let isCall = token.hasSuffix("()") || token.hasSuffix("();")
@@ -118,7 +123,7 @@ struct PromptScanner {
                 if let date = PromptLexicon.dateWords[lowerCompound] { dates.insert(date) }
                 for bit in PromptLexicon.polarity[lowerCompound] ?? [] { polarity |= 1 << UInt64(bit) }
                 let pieces = lowerCompound.split(separator: "-")
-                if pieces.count >= 2, ["non", "un", "anti", "de", "dis"].contains(String(pieces[0])) {
+                if pieces.count >= 2, Self.compoundReversers.contains(String(pieces[0])) {
                     reversedStems.insert(pieces.dropFirst().joined(separator: "-"))
                 }
             }
@@ -175,21 +180,21 @@ struct PromptScanner {
                 reversedStems.insert(String(lower.dropFirst(prefix.count)))
             }
         }
-        if let group = PromptLexicon.audience[lower] { audience.insert(group) }
+        if let group = PromptLexicon.audience[lower] ?? (lower.hasSuffix("s") ? PromptLexicon.audience[String(lower.dropLast())] : nil) {
+            audience.insert(group)  // "childs" is "child's" without its apostrophe
+        }
 
         // Names: acronyms anywhere, capitalised words not at the start of a sentence.
         let uppercase = word.reduce(0) { $0 + ($1.isUppercase ? 1 : 0) }
         let isAcronym = uppercase >= 2 && !word.contains(where: \.isLowercase)
         let isInnerCapital = uppercase >= 1 && word.first?.isLowercase == true
         let isCapitalised = word.first?.isUppercase == true && !atSentenceStart && !PromptLexicon.notEntities.contains(lower)
-        let isName = (isAcronym || isInnerCapital || isCapitalised) && lower != "i"
-        if isName {
-            entities.insert(lower)
-            if let direction = pendingDirection { directions.insert(direction + " " + lower) }
-        }
-        if ["to", "from", "into"].contains(lower) {
-            pendingDirection = lower
-        } else if !["a", "an", "the", "my", "your", "our", "their"].contains(lower) {
+        let isName = (isAcronym || isInnerCapital || isCapitalised) && !PromptLexicon.notEntities.contains(lower)
+        if isName { entities.insert(lower) }
+        if let direction = pendingDirection { directions.insert(direction + " " + lower) }
+        if Self.directionWords.contains(lower) {
+            pendingDirection = lower == "into" ? "to" : lower
+        } else if !Self.determiners.contains(lower) {
             pendingDirection = nil
         }
         previous.append(lower)

@@ -60,7 +60,7 @@ public struct CacheSettings: Codable, Sendable, Equatable {
         }
 
         /// Chosen from the labelled-pair evaluation in docs/cache.md.
-        public static let defaultThreshold = 0.95
+        public static let defaultThreshold = 0.96
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case enabled, model, threshold, deadlineSeconds = "deadline_seconds", maxPromptBytes = "max_prompt_bytes", candidates
