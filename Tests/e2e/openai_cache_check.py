@@ -39,7 +39,7 @@ assert outcome == "hit-exact", outcome
 assert again == first, (again, first)
 assert usage.completion_tokens == 0, usage  # billing: zero
 
-outcome, typo, _ = ask("How do I chnage the email adress on my acount?")
+outcome, typo, _ = ask("How do I change the email adress on my account?")
 assert outcome == "hit-semantic", outcome
 assert typo == first, (typo, first)
 

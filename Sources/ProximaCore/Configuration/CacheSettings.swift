@@ -46,10 +46,14 @@ public struct CacheSettings: Codable, Sendable, Equatable {
         public var maxPromptBytes: Int
         /// Nearest entries the guards may look at, best first, before the lookup is a miss.
         public var candidates: Int
+        /// Sent as `input_type` with each embeddings request when set: models trained with query and
+        /// passage prefixes (the e5 family) separate prompts better as `query` (docs/cache.md). Unset
+        /// for APIs that refuse unknown fields.
+        public var inputType: String?
 
         public init(
             enabled: Bool = true, model: String? = nil, threshold: Double = Semantic.defaultThreshold, deadlineSeconds: Double = 0.25,
-            maxPromptBytes: Int = 8_192, candidates: Int = 4
+            maxPromptBytes: Int = 8_192, candidates: Int = 4, inputType: String? = nil
         ) {
             self.enabled = enabled
             self.model = model
@@ -57,6 +61,7 @@ public struct CacheSettings: Codable, Sendable, Equatable {
             self.deadlineSeconds = deadlineSeconds
             self.maxPromptBytes = maxPromptBytes
             self.candidates = candidates
+            self.inputType = inputType
         }
 
         /// Chosen from the labelled-pair evaluation in docs/cache.md.
@@ -64,6 +69,7 @@ public struct CacheSettings: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case enabled, model, threshold, deadlineSeconds = "deadline_seconds", maxPromptBytes = "max_prompt_bytes", candidates
+            case inputType = "input_type"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -76,6 +82,7 @@ public struct CacheSettings: Codable, Sendable, Equatable {
             deadlineSeconds = try c.decodeIfPresent(Double.self, forKey: .deadlineSeconds) ?? d.deadlineSeconds
             maxPromptBytes = try c.decodeIfPresent(Int.self, forKey: .maxPromptBytes) ?? d.maxPromptBytes
             candidates = try c.decodeIfPresent(Int.self, forKey: .candidates) ?? d.candidates
+            inputType = try c.decodeIfPresent(String.self, forKey: .inputType)
         }
     }
 
@@ -183,6 +190,9 @@ public struct CacheSettings: Codable, Sendable, Equatable {
         check("semantic.deadline_seconds", ConfigurationBounds.problem(semantic.deadlineSeconds, in: Self.deadlineRange, unit: "seconds"))
         check("semantic.max_prompt_bytes", ConfigurationBounds.problem(semantic.maxPromptBytes, in: Self.promptBytesRange))
         check("semantic.candidates", ConfigurationBounds.problem(semantic.candidates, in: Self.candidatesRange))
+        if let inputType = semantic.inputType, inputType.isEmpty || inputType.utf8.count > 64 {
+            check("semantic.input_type", "must be 1 to 64 bytes long")
+        }
         if enabled, semantic.enabled {
             if let model = semantic.model {
                 if !names.contains(model) { check("semantic.model", "names no model of this configuration: '\(model)'") }

@@ -60,7 +60,9 @@ struct CacheStage: Sendable {
         }
         var vector: [Float]?
         if plan.semanticTier, let text = plan.semanticText, let embeddingModel = settings.semantic.model {
-            vector = await embed(text, model: embeddingModel, deadline: settings.semantic.deadlineSeconds, requestID: requestID)
+            vector = await embed(
+                text, model: embeddingModel, inputType: settings.semantic.inputType, deadline: settings.semantic.deadlineSeconds,
+                requestID: requestID)
             if plan.read, let vector {
                 let searched = ContinuousClock.now
                 do {
@@ -88,10 +90,10 @@ struct CacheStage: Sendable {
     /// The embedding of `text` from the fleet's `model`, routed like any request (its own account,
     /// log line and metrics, id `<request id>-embed`); nil when it fails or takes longer than
     /// `deadline` seconds.
-    func embed(_ text: String, model name: String, deadline: Double, requestID: String) async -> [Float]? {
+    func embed(_ text: String, model name: String, inputType: String?, deadline: Double, requestID: String) async -> [Float]? {
         let started = ContinuousClock.now
         let outcome: [Float]?? = await withTaskGroup(of: [Float]??.self) { group in
-            group.addTask { await self.requestEmbedding(text, model: name, requestID: requestID) }
+            group.addTask { await self.requestEmbedding(text, model: name, inputType: inputType, requestID: requestID) }
             group.addTask {
                 try? await Task.sleep(for: .seconds(clampedSeconds: deadline))
                 return .some(nil)
@@ -114,9 +116,10 @@ struct CacheStage: Sendable {
     }
 
     /// nil: the call failed; `.some(vector)`.
-    private func requestEmbedding(_ text: String, model name: String, requestID: String) async -> [Float]?? {
+    private func requestEmbedding(_ text: String, model name: String, inputType: String?, requestID: String) async -> [Float]?? {
         do {
-            let body = ByteBuffer(string: "{\"model\":\(JSONScanner.quoted(name)),\"input\":\(JSONScanner.quoted(text))}")
+            let kind = inputType.map { ",\"input_type\":\(JSONScanner.quoted($0))" } ?? ""
+            let body = ByteBuffer(string: "{\"model\":\(JSONScanner.quoted(name)),\"input\":\(JSONScanner.quoted(text))\(kind)}")
             let inference = try InferenceRequest(operation: .embeddings, body: body)
             let (routing, model) = try route.resolve(name)
             let account = RequestAccount(

@@ -98,13 +98,15 @@ final class ResponseCache: Sendable {
         if let temperature = request.temperature, temperature > settings.temperatureCeiling { return .bypass("temperature") }
         // A cap the gateway adds to the upstream body (the caller's limits) can change the answer.
         let implied = inference.impliedMaxTokens.map { UInt64($0) } ?? 0
-        let exactKey = key("exact", tenant: caller.tenantID, implied: implied, material: request.exactMaterial)
+        // The operation is hashed too: a chat body's material and a completions body's are not tagged apart.
+        let operation = inference.operation.rawValue
+        let exactKey = key("exact", operation: operation, tenant: caller.tenantID, implied: implied, material: request.exactMaterial)
         var partition: CacheKey?
         var text: String?
         if settings.semantic.enabled, let material = request.partitionMaterial, let semanticText = request.semanticText,
             semanticText.utf8.count <= settings.semantic.maxPromptBytes, !semanticText.isEmpty
         {
-            partition = key("semantic", tenant: caller.tenantID, implied: implied, material: material)
+            partition = key("semantic", operation: operation, tenant: caller.tenantID, implied: implied, material: material)
             text = semanticText
         }
         return .use(
@@ -114,9 +116,9 @@ final class ResponseCache: Sendable {
                 threshold: Float(settings.threshold(tenant: caller.tenantID, model: model.name))))
     }
 
-    /// SHA-256 over the tier, the tenant, the implied output cap and the canonical material, each
-    /// length-prefixed so that no two inputs run together; its first 128 bits.
-    static func key(_ tier: String, tenant: String, implied: UInt64, material: [UInt8]) -> CacheKey {
+    /// SHA-256 over the tier, the operation, the tenant, the implied output cap and the canonical
+    /// material, each length-prefixed so that no two inputs run together; its first 128 bits.
+    static func key(_ tier: String, operation: String, tenant: String, implied: UInt64, material: [UInt8]) -> CacheKey {
         var hasher = SHA256()
         func field(_ bytes: some Collection<UInt8>) {
             var length = UInt64(bytes.count).bigEndian
@@ -124,6 +126,7 @@ final class ResponseCache: Sendable {
             hasher.update(data: Array(bytes))
         }
         field(Array(tier.utf8))
+        field(Array(operation.utf8))
         field(Array(tenant.utf8))
         var cap = implied.bigEndian
         withUnsafeBytes(of: &cap) { hasher.update(bufferPointer: $0) }
