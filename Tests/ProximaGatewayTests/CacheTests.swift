@@ -215,6 +215,39 @@ import Testing
         }
     }
 
+    /// The cache reads every caller's body again (its canonical form) and every upstream answer: with
+    /// both tiers on, hostile and mutated bodies still get a prompt answer, and the gateway recovers.
+    @Test func hostileBodiesGetAPromptAnswerWithTheCacheOn() async throws {
+        try await withCache(chat: "ok") { gateway, upstream in
+            let probes = HostileInputTests.probes()
+            for path in ["/v1/chat/completions", "/v1/completions"] {
+                _ = try await HostileInputTests.send(probes.map { ("\(path) \($0.0)", $0.1) }, to: gateway, path: path)
+            }
+            var random = SplitMix64(seed: Fuzzing.seed)
+            let seed = Array(Self.chat("Mutate me please", extra: #","temperature":0.5,"tools":[{"type":"function","function":{"name":"f"}}]"#).utf8)
+            let mutations = (0..<min(Fuzzing.iterations(default: 300), 5_000)).map { ("mutation \($0)", Fuzzing.mutate(seed, using: &random)) }
+            let statuses = try await HostileInputTests.send(mutations, to: gateway)
+            #expect(statuses[200, default: 0] > 0 && statuses[400, default: 0] > 0, "\(statuses)")
+            try await HostileInputTests.checkRecovered(gateway, upstream)
+            #expect(gateway.gateway.cache.flightsInProgress == 0)
+        }
+    }
+
+    /// Vectors whose dimension changes from one answer to the next are refused and counted, never
+    /// compared: the requests are served uncached.
+    @Test func vectorsOfTheWrongDimensionAreRefusedAndCounted() async throws {
+        try await withCache(embed: "embed-ragged") { gateway, _ in
+            let url = gateway.baseURL + "/v1/chat/completions"
+            for text in ["even", "odd!", "four", "five5"] {
+                let reply = try await TestHTTP.post(url, json: Self.chat(text))
+                #expect(reply.status == 200)
+            }
+            let metrics = String(decoding: gateway.gateway.metrics.exposition(), as: UTF8.self)
+            #expect(metrics.contains(#"proxima_cache_embedding_failures_total{reason="invalid_vector"}"#))
+            #expect(gateway.gateway.cache.semantic.statistics.entries == 3, "only the vectors of the first dimension are kept (five5 has one more)")
+        }
+    }
+
     // MARK: tenants
 
     @Test func tenantsNeverShareAnswersInEitherTier() async throws {

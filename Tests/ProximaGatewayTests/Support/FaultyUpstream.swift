@@ -104,10 +104,13 @@ final class FaultyUpstream: Sendable {
         let model = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["model"] as? String ?? ""
         let stream = body.contains("\"stream\":true")
         switch model {
-        case "embed", "embed-slow", "embed-bad":
+        case "embed", "embed-slow", "embed-bad", "embed-ragged":
             if model == "embed-slow" { try await Task.sleep(for: .seconds(3)) }
             let input = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["input"] as? String ?? ""
-            let vector = model == "embed-bad" ? "[\"x\",1]" : "[" + Self.embedding(input).map { String($0) }.joined(separator: ",") + "]"
+            // `embed-ragged`: one more dimension for inputs of odd length.
+            var values = Self.embedding(input)
+            if model == "embed-ragged", input.count % 2 == 1 { values.append(1) }
+            let vector = model == "embed-bad" ? "[\"x\",1]" : "[" + values.map { String($0) }.joined(separator: ",") + "]"
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"# + vector + "}]}")))
