@@ -59,7 +59,7 @@ struct RequestPipeline: Sendable {
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
             var capture: CacheCapture?
-            if let cache {
+            if let cache, current.configuration.cache.enabled {
                 switch await cache.consult(
                     inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID)
                 {
