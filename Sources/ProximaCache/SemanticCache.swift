@@ -31,7 +31,7 @@ public struct SemanticMatch<Payload: CachePayload>: Sendable {
 public final class SemanticCache<Payload: CachePayload>: Sendable {
     /// Entries per partition above which a partition is searched with the HNSW graph rather than an
     /// exact scan: the crossover measured by `proxima bench cache-index` (d = 384, docs/cache.md).
-    public static var defaultApproximateAbove: Int { 2_000 }
+    public static var defaultApproximateAbove: Int { 1_500 }
 
     /// Bytes counted per entry beyond the payload and the vector: the HNSW graph's links at its
     /// default `m` (counted even while the partition scans, so that the budget holds when it
