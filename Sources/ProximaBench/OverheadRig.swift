@@ -23,6 +23,9 @@ public enum OverheadRig {
         public var basePath: String
         public var bearer: String?
         public var pid: Int32?
+        /// Bytes of filler appended to the prompt, to measure what the gateway's work on a long
+        /// prompt (prefix hashing of its canonical form) costs.
+        public var promptPadding = 0
 
         public init(name: String, url: String, bearer: String? = nil, pid: Int32? = nil) throws {
             guard let parsed = URL(string: url), parsed.scheme == "http", let host = parsed.host else {
@@ -37,7 +40,8 @@ public enum OverheadRig {
         }
 
         func request(model: String, stream: Bool) -> [UInt8] {
-            let body = #"{"model":""# + model + #"","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16"#
+            let filler = String(repeating: " Fleet context.", count: promptPadding / 15)
+            let body = #"{"model":""# + model + #"","messages":[{"role":"user","content":"Say hello."# + filler + #""}],"max_tokens":16"#
                 + (stream ? #","stream":true}"# : "}")
             var head = "POST \(basePath)/chat/completions HTTP/1.1\r\nHost: \(host):\(port)\r\ncontent-type: application/json\r\n"
             if let bearer { head += "authorization: Bearer \(bearer)\r\n" }

@@ -309,6 +309,9 @@ struct Overhead: AsyncParsableCommand {
     @Option(help: "Milliseconds between the upstream's streamed events (as given to `proxima bench upstream`).")
     var pacingMs: Int = 50
 
+    @Option(help: "Bytes of filler in each request's prompt (0: a short prompt).")
+    var promptBytes: Int = 0
+
     @Option(help: "Proxima's /metrics URL for a target, NAME=URL: its own overhead histogram over the latency test is set beside the rig's figure.")
     var selfReport: String?
 
@@ -334,7 +337,9 @@ struct Overhead: AsyncParsableCommand {
         let bearers = Dictionary(try namedPairs(bearer, flag: "bearer"), uniquingKeysWith: { $1 })
         let pids = Dictionary(try namedPairs(pid, flag: "pid"), uniquingKeysWith: { $1 }).compactMapValues { Int32($0) }
         let targets = try namedPairs(target, flag: "target").map { name, url in
-            try OverheadRig.Target(name: name, url: url, bearer: bearers[name], pid: pids[name])
+            var target = try OverheadRig.Target(name: name, url: url, bearer: bearers[name], pid: pids[name])
+            target.promptPadding = promptBytes
+            return target
         }
         guard targets.contains(where: { $0.name == "direct" }) else { throw ValidationError("one --target must be named 'direct' (the upstream itself)") }
         let counts = try streams.split(separator: ",").map { part -> Int in
