@@ -155,6 +155,7 @@ public struct CacheIndexBenchmark: Sendable {
             if n % every == 0 && stored.count < samples { stored.append(vector) }
             _ = try? cache.insert(in: Self.partition, vector: vector, payload: Probe(n: Int32(n)), now: 0)
         }
+        cache.waitForRebuilds()
         let seconds = (ContinuousClock.now - start).seconds
         let grown = Self.residentBytes() - before
         return (cache, seconds, grown, stored, generator)
@@ -259,7 +260,8 @@ public struct CacheIndexBenchmark: Sendable {
         let seconds = (ContinuousClock.now - start).seconds
         return "Rebuild run: \(size) entries (clustered), \(inserts.count) evicting inserts over \(String(format: "%.1f", seconds)) s, each followed by a lookup. "
             + "Insert p50 \(Self.micros(Self.percentile(inserts, 0.5))), p99 \(Self.micros(Self.percentile(inserts, 0.99))), max \(Self.micros(inserts.max() ?? 0)); "
-            + "lookup p50 \(Self.micros(Self.percentile(lookups, 0.5))), p99 \(Self.micros(Self.percentile(lookups, 0.99))), max \(Self.micros(lookups.max() ?? 0)).\n"
+            + "lookup p50 \(Self.micros(Self.percentile(lookups, 0.5))), p99 \(Self.micros(Self.percentile(lookups, 0.99))), max \(Self.micros(lookups.max() ?? 0)); "
+            + "longest lock hold by the rebuild itself (snapshot, catch-up, swap): \(Self.micros(cache.longestRebuildLockHold)).\n"
     }
 
     private func exactRow(_ entries: Int, progress: (String) -> Void) -> String {

@@ -154,23 +154,43 @@ struct PartitionIndex<Payload: CachePayload> {
         if liveCount > approximateAbove { buildGraph() }
     }
 
-    /// Replaces this partition by `rebuilt` (made from this partition's snapshot), after replaying onto
-    /// it the removals and appends made since the snapshot. Returns whether another rebuild is due
-    /// and claimed (the replay can make one due).
+    /// Changes recorded since the snapshot (or the last drain), to replay onto the rebuilt index.
+    struct Changes: Sendable {
+        var removed: [UInt64] = []
+        var appended: [(serial: UInt64, vector: [Float], payload: Payload, expiresAt: Double)] = []
+    }
+
+    /// Takes the changes recorded so far, with the rows appended and still live, and starts a new
+    /// record. O(changes): the rebuild calls it under the lock and replays the result outside it.
+    mutating func drainJournal() -> Changes {
+        guard let journal else { return Changes() }
+        var changes = Changes(removed: journal.removed)
+        changes.appended.reserveCapacity(journal.appended.count)
+        let d = dimension
+        for serial in journal.appended {
+            // Still in `rowOf`: appended after the snapshot and not removed since.
+            guard let row32 = rowOf[serial] else { continue }
+            let row = Int(row32)
+            changes.appended.append((serial, Array(vectors[(row * d)..<((row + 1) * d)]), payloads[row]!, expiries[row]))
+        }
+        self.journal = Journal()
+        return changes
+    }
+
+    /// Replays changes drained from the partition this index is rebuilt from: removals, then appends.
+    mutating func replay(_ changes: Changes) {
+        for serial in changes.removed { remove(serial: serial) }
+        for row in changes.appended {
+            append(serial: row.serial, vector: row.vector, payload: row.payload, expiresAt: row.expiresAt)
+        }
+    }
+
+    /// Replaces this partition by `rebuilt` (made from this partition's snapshot and the changes
+    /// drained so far), after replaying onto it the changes made since. Returns whether another
+    /// rebuild is due and claimed (the replay can make one due).
     mutating func finishRebuild(_ rebuilt: consuming PartitionIndex) -> Bool {
         var next = rebuilt
-        if let journal {
-            for serial in journal.removed { next.remove(serial: serial) }
-            let d = dimension
-            for serial in journal.appended {
-                // Still in `rowOf`: appended after the snapshot and not removed since.
-                guard let row32 = rowOf[serial] else { continue }
-                let row = Int(row32)
-                next.append(
-                    serial: serial, vector: Array(vectors[(row * d)..<((row + 1) * d)]),
-                    payload: payloads[row]!, expiresAt: expiries[row])
-            }
-        }
+        next.replay(drainJournal())
         self = next
         return claimRebuild()
     }
