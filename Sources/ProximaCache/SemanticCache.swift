@@ -65,6 +65,7 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
     private let pendingRebuilds = Atomic<Int>(0)
     /// The longest a rebuild held a partition's lock (snapshot, catch-up drain or swap), in ns.
     private let longestRebuildHold = Atomic<Int>(0)
+    private let swappedRebuilds = Atomic<Int>(0)
     /// Called on the rebuild thread after a new index is built, before it is swapped in (tests).
     private let beforeSwap: (@Sendable () -> Void)?
 
@@ -370,6 +371,7 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
             return
         }
         let again = timedHold { box.rows.withLock { $0.finishRebuild(fresh) } }
+        swappedRebuilds.wrappingAdd(1, ordering: .relaxed)
         if again { scheduleRebuild(box) }
     }
 
@@ -389,6 +391,9 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
         longestRebuildHold.max(nanoseconds, ordering: .relaxed)
         return result
     }
+
+    /// Rebuilds swapped in so far (for the benchmark).
+    var rebuildsSwapped: Int { swappedRebuilds.load(ordering: .relaxed) }
 
     /// The longest a rebuild held a partition's lock so far, in seconds (for the benchmark).
     var longestRebuildLockHold: Double {
