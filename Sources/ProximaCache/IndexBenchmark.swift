@@ -28,6 +28,9 @@ public struct CacheIndexBenchmark: Sendable {
         /// Entries of the exact-tier runs; empty to skip them.
         public var exactEntries = [100_000, 1_000_000]
         public var seed: UInt64 = 1
+        /// Partition size of the rebuild run (0 to skip it): a full partition whose oldest quarter is
+        /// evicted by fresh inserts, timing each insert and a lookup after it while the graph rebuilds.
+        public var rebuildSize = 0
 
         public init() {}
     }
@@ -62,6 +65,9 @@ public struct CacheIndexBenchmark: Sendable {
                 }
             }
             report += "\n"
+        }
+        if options.rebuildSize > 0 {
+            report += rebuildRun(options.rebuildSize, progress: progress) + "\n"
         }
         if !options.exactEntries.isEmpty {
             report += "| exact tier entries | lookup hit p50 | hit p99 | miss p50 | miss p99 | insert mean | RSS per entry | counted per entry |\n"
@@ -149,6 +155,7 @@ public struct CacheIndexBenchmark: Sendable {
             if n % every == 0 && stored.count < samples { stored.append(vector) }
             _ = try? cache.insert(in: Self.partition, vector: vector, payload: Probe(n: Int32(n)), now: 0)
         }
+        cache.waitForRebuilds()
         let seconds = (ContinuousClock.now - start).seconds
         let grown = Self.residentBytes() - before
         return (cache, seconds, grown, stored, generator)
@@ -215,6 +222,49 @@ public struct CacheIndexBenchmark: Sendable {
             if exact?.first?.entry == approximate?.first?.entry { agree += 1 }
         }
         return (scan, graph, Double(agree) / Double(max(queries.count, 1)))
+    }
+
+    /// Fills one partition to `size` entries (the limit), then inserts fresh entries, each evicting
+    /// the oldest, until a quarter of the partition was deleted and the rebuild it triggers is over;
+    /// each insert and a lookup after it are timed alone. The longest call is an upper bound on the
+    /// longest time one of them held the partition's lock (it includes waiting for that lock).
+    private func rebuildRun(_ size: Int, progress: (String) -> Void) -> String {
+        var generator = Generator(.clustered, size: size, dimension: options.dimension, seed: options.seed ^ 0x4EB1)
+        let limits = CacheLimits(maxEntries: size, maxBytes: Int.max / 2, timeToLive: 1e12)
+        let cache = SemanticCache<Probe>(limits: limits, index: options.index)
+        progress("rebuild: filling \(size) entries")
+        for n in 0..<size {
+            _ = try? cache.insert(in: Self.partition, vector: generator.next(), payload: Probe(n: Int32(n)), now: 0)
+        }
+        cache.waitForRebuilds()
+        let swappedBefore = cache.rebuildsSwapped
+        progress("rebuild: evicting")
+        var inserts: [Double] = []
+        var lookups: [Double] = []
+        var n = size
+        let start = ContinuousClock.now
+        // A quarter of the stored rows marked (a third of the live ones) triggers the rebuild; go on
+        // while it runs, then a little more.
+        var after = 0
+        while after < 200 {
+            let vector = generator.next()
+            let t0 = ContinuousClock.now
+            _ = try? cache.insert(in: Self.partition, vector: vector, payload: Probe(n: Int32(truncatingIfNeeded: n)), now: 0)
+            let t1 = ContinuousClock.now
+            _ = try? cache.nearest(in: Self.partition, to: generator.nearDuplicate(of: vector), minimumSimilarity: 0.5, limit: 1, now: 1)
+            let t2 = ContinuousClock.now
+            inserts.append((t1 - t0).seconds)
+            lookups.append((t2 - t1).seconds)
+            n += 1
+            // Under sustained evictions one rebuild can follow another: stop after the first swap.
+            if n - size > size / 3 + 100 && cache.rebuildsSwapped > swappedBefore { after += 1 }
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        cache.waitForRebuilds()
+        return "Rebuild run: \(size) entries (clustered), \(inserts.count) evicting inserts over \(String(format: "%.1f", seconds)) s, each followed by a lookup. "
+            + "Insert p50 \(Self.micros(Self.percentile(inserts, 0.5))), p99 \(Self.micros(Self.percentile(inserts, 0.99))), max \(Self.micros(inserts.max() ?? 0)); "
+            + "lookup p50 \(Self.micros(Self.percentile(lookups, 0.5))), p99 \(Self.micros(Self.percentile(lookups, 0.99))), max \(Self.micros(lookups.max() ?? 0)); "
+            + "longest lock hold by the rebuild itself (snapshot, catch-up, swap): \(Self.micros(cache.longestRebuildLockHold)).\n"
     }
 
     private func exactRow(_ entries: Int, progress: (String) -> Void) -> String {

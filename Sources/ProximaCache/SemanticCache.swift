@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// One answer of the semantic cache: the entry, its cosine similarity to the query, its payload.
@@ -28,6 +29,14 @@ public struct SemanticMatch<Payload: CachePayload>: Sendable {
 /// another insert is deleted from its partition after the ledger's lock is released, and a query
 /// that finds it in that short window may still return it (it is evicted, not expired: expiry is
 /// checked in the partition, on every result).
+///
+/// Graph builds never run on the caller's thread nor under a partition's lock: when a partition
+/// crosses `approximateAbove` or a quarter of its graph's rows are deleted, the call that made it so
+/// only schedules a rebuild on the cache's own serial dispatch queue (not Swift's cooperative pool),
+/// at most one per partition. The rebuild snapshots the partition under its lock, compacts it and
+/// builds the graph outside any lock, then under the lock replays the changes made meanwhile and swaps
+/// the result in; until then the partition answers from its scan or old graph (marked rows skipped).
+/// The snapshot holds a second copy of the partition's rows while the rebuild compacts it.
 public final class SemanticCache<Payload: CachePayload>: Sendable {
     /// Entries per partition above which a partition is searched with the HNSW graph rather than an
     /// exact scan: the crossover measured by `proxima bench cache-index` (d = 384, docs/cache.md).
@@ -51,10 +60,21 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
     private let misses = Atomic<Int>(0)
     private let rejectedVectors = Atomic<Int>(0)
 
+    /// Runs rebuilds one at a time, off the cooperative pool.
+    private let rebuilds = DispatchQueue(label: "proxima.cache.rebuild", qos: .utility)
+    private let pendingRebuilds = Atomic<Int>(0)
+    /// The longest a rebuild held a partition's lock (snapshot, catch-up drain or swap), in ns.
+    private let longestRebuildHold = Atomic<Int>(0)
+    private let swappedRebuilds = Atomic<Int>(0)
+    /// Called on the rebuild thread after a new index is built, before it is swapped in (tests).
+    private let beforeSwap: (@Sendable () -> Void)?
+
     final class Partition: Sendable {
+        let key: CacheKey
         let rows: Mutex<PartitionIndex<Payload>>
 
-        init(_ index: PartitionIndex<Payload>) {
+        init(_ key: CacheKey, _ index: PartitionIndex<Payload>) {
+            self.key = key
             rows = Mutex(index)
         }
     }
@@ -98,14 +118,23 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
     /// - Parameters:
     ///   - approximateAbove: live entries per partition above which the partition builds an HNSW graph.
     ///   - index: the graph's parameters.
-    public init(
+    public convenience init(
         limits: CacheLimits, approximateAbove: Int = SemanticCache.defaultApproximateAbove,
         index: HNSWParameters = HNSWParameters()
+    ) {
+        self.init(limits: limits, approximateAbove: approximateAbove, index: index, beforeSwap: nil)
+    }
+
+    /// - Parameter beforeSwap: run on the rebuild thread between a rebuild's build and its swap.
+    init(
+        limits: CacheLimits, approximateAbove: Int, index: HNSWParameters,
+        beforeSwap: (@Sendable () -> Void)?
     ) {
         self.limits = limits
         self.approximateAbove = max(approximateAbove, 0)
         self.index = index
         self.ledger = Mutex(Ledger())
+        self.beforeSwap = beforeSwap
     }
 
     /// The dimension fixed by the first insert, or nil before it.
@@ -180,7 +209,7 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
                 return (serial, nil, deletions)
             }
             var directory = ledger.partitions[partition] ?? Directory(
-                partition: Partition(PartitionIndex(
+                partition: Partition(partition, PartitionIndex(
                     dimension: normalised.count, approximateAbove: approximateAbove,
                     parameters: partitionParameters(partition))),
                 holds: 0)
@@ -190,7 +219,11 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
         }
         apply(early)
         guard let box else { return EntryID(rawValue: serial) }
-        box.rows.withLock { $0.append(serial: serial, vector: normalised, payload: payload, expiresAt: expiresAt) }
+        let due = box.rows.withLock {
+            $0.append(serial: serial, vector: normalised, payload: payload, expiresAt: expiresAt)
+            return $0.claimRebuild()
+        }
+        if due { scheduleRebuild(box) }
         let evicted = ledger.withLock { ledger -> [(Partition, UInt64)] in
             ledger.release(partition)
             let slot = ledger.list.insert(serial, partition, bytes: bytes, expiresAt: expiresAt).slot
@@ -238,10 +271,24 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
         return statistics
     }
 
+    /// Rebuilds scheduled and not yet swapped in or discarded.
+    var rebuildsPending: Int { pendingRebuilds.load(ordering: .acquiring) }
+
+    /// Blocks until no rebuild is pending (tests and the benchmark; never from the rebuild queue).
+    func waitForRebuilds() {
+        while rebuildsPending > 0 { rebuilds.sync {} }
+    }
+
     /// Whether the partition currently answers from its HNSW graph (for tests and the benchmark).
     func isApproximate(_ partition: CacheKey) -> Bool {
         guard let box = ledger.withLock({ $0.partitions[partition]?.partition }) else { return false }
         return box.rows.withLock { $0.isApproximate }
+    }
+
+    /// The partition's live rows and stored rows (live plus rows marked deleted), for tests.
+    func rowCounts(_ partition: CacheKey) -> (live: Int, stored: Int)? {
+        guard let box = ledger.withLock({ $0.partitions[partition]?.partition }) else { return nil }
+        return box.rows.withLock { ($0.liveCount, $0.rowCount) }
     }
 
     /// Each partition's graph gets its own seed, derived from the cache's and the partition key.
@@ -273,10 +320,83 @@ public final class SemanticCache<Payload: CachePayload>: Sendable {
             let box = deletions[index].0
             var end = index
             while end < deletions.count && deletions[end].0 === box { end += 1 }
-            box.rows.withLock { rows in
+            let due = box.rows.withLock { rows in
                 for i in index..<end { rows.remove(serial: deletions[i].1) }
+                return rows.claimRebuild()
             }
+            if due { scheduleRebuild(box) }
             index = end
         }
+    }
+
+    // MARK: rebuilds
+
+    /// Queues the rebuild the caller claimed (`claimRebuild`) for the partition.
+    private func scheduleRebuild(_ box: Partition) {
+        pendingRebuilds.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        rebuilds.async { [self] in
+            rebuild(box)
+            pendingRebuilds.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        }
+    }
+
+    /// Catch-up rounds before the swap, and the changes left for the swap below which they stop.
+    private static var catchUpRounds: Int { 8 }
+    private static var swapReplayLimit: Int { 32 }
+
+    /// Whether the partition is still the directory's (not dropped). Takes only the ledger's lock.
+    private func isCurrent(_ box: Partition) -> Bool {
+        ledger.withLock { $0.partitions[box.key]?.partition === box }
+    }
+
+    /// On the rebuild queue: snapshot under the partition's lock, compact and build with no lock
+    /// held, replay and swap under the lock. A partition dropped meanwhile discards the work.
+    private func rebuild(_ box: Partition) {
+        guard isCurrent(box) else {
+            box.rows.withLock { $0.abandonRebuild() }
+            return
+        }
+        var fresh = compacted(box)
+        fresh.buildGraphIfLarge()
+        beforeSwap?()
+        // Catch up outside the lock with the changes made during the build (inserting into the new
+        // graph costs as much as an ordinary insert), so that the swap replays only the last few.
+        for _ in 0..<Self.catchUpRounds {
+            let changes = timedHold { box.rows.withLock { $0.drainJournal() } }
+            fresh.replay(changes)
+            if changes.appended.count + changes.removed.count <= Self.swapReplayLimit { break }
+        }
+        guard isCurrent(box) else {
+            box.rows.withLock { $0.abandonRebuild() }
+            return
+        }
+        let again = timedHold { box.rows.withLock { $0.finishRebuild(fresh) } }
+        swappedRebuilds.wrappingAdd(1, ordering: .relaxed)
+        if again { scheduleRebuild(box) }
+    }
+
+    /// The partition's live rows in a new index. The snapshot's storage (shared copy-on-write with
+    /// the partition's) is released when this returns, before the long graph build.
+    private func compacted(_ box: Partition) -> PartitionIndex<Payload> {
+        let (snapshot, model) = timedHold { box.rows.withLock { ($0.beginRebuild(), $0.model) } }
+        return PartitionIndex(compacting: snapshot, like: model)
+    }
+
+    /// Runs a rebuild's locked step, keeping the longest (for the benchmark; a few per rebuild).
+    private func timedHold<T>(_ body: () -> T) -> T {
+        let start = ContinuousClock.now
+        let result = body()
+        let elapsed = ContinuousClock.now - start
+        let nanoseconds = Int(elapsed.components.seconds) * 1_000_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000)
+        longestRebuildHold.max(nanoseconds, ordering: .relaxed)
+        return result
+    }
+
+    /// Rebuilds swapped in so far (for the benchmark).
+    var rebuildsSwapped: Int { swappedRebuilds.load(ordering: .relaxed) }
+
+    /// The longest a rebuild held a partition's lock so far, in seconds (for the benchmark).
+    var longestRebuildLockHold: Double {
+        Double(longestRebuildHold.load(ordering: .relaxed)) / 1e9
     }
 }

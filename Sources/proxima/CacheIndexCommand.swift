@@ -48,6 +48,9 @@ struct CacheIndexBench: AsyncParsableCommand {
     @Option(help: "Exact-tier sizes, comma-separated (empty to skip).")
     var exactEntries = "100000,1000000"
 
+    @Option(help: "Partition size of the rebuild run: evict a quarter of a full partition and time inserts and lookups while its graph rebuilds (0 to skip).")
+    var rebuild = 0
+
     @Option(help: "Seed of the synthetic data.")
     var seed: UInt64 = 1
 
@@ -70,6 +73,7 @@ struct CacheIndexBench: AsyncParsableCommand {
         options.largeFrom = largeFrom
         options.exactEntries = try Self.integers(exactEntries, "--exact-entries")
         options.seed = seed
+        options.rebuildSize = rebuild
         let report = CacheIndexBenchmark(options: options).run { line in
             FileHandle.standardError.write(Data("\(line)\n".utf8))
         }

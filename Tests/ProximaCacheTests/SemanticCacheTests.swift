@@ -72,6 +72,7 @@ struct SemanticCacheTests {
             try cache.insert(in: Self.a, vector: v, payload: Answer(text: "A\(n)", partition: 0), now: 0)
             try cache.insert(in: Self.b, vector: v, payload: Answer(text: "B\(n)", partition: 1), now: 0)
         }
+        cache.waitForRebuilds()
         #expect(cache.isApproximate(Self.a) && cache.isApproximate(Self.b))
         for v in shared {
             let found = try cache.nearest(in: Self.a, to: v, minimumSimilarity: -1, limit: 50, now: 1)
@@ -204,6 +205,7 @@ struct SemanticCacheTests {
         for (n, point) in points.enumerated() {
             try cache.insert(in: Self.a, vector: point, payload: Answer(text: "\(n)"), now: 0)
         }
+        cache.waitForRebuilds()
         #expect(cache.isApproximate(Self.a))
         let queries = data == "uniform"
             ? (0..<200).map { _ in Self.randomVector(dimension, &random) }
@@ -229,6 +231,7 @@ struct SemanticCacheTests {
         #expect(!cache.isApproximate(Self.a))
         let before = try queries.map { try cache.nearest(in: Self.a, to: $0, minimumSimilarity: -1, limit: 1, now: 1).first?.entry }
         try cache.insert(in: Self.a, vector: points[300], payload: Answer(text: "300"), now: 0)
+        cache.waitForRebuilds()
         #expect(cache.isApproximate(Self.a))
         // The entry just added is found, and the older answers mostly stand where it is not better.
         #expect(try cache.nearest(in: Self.a, to: points[300], minimumSimilarity: 0.999, limit: 1, now: 1).first?.payload.text == "300")
@@ -260,6 +263,7 @@ struct SemanticCacheTests {
         }
         #expect(cache.statistics.entries == 400)
         #expect(cache.statistics.evictedForSpace == 600)
+        cache.waitForRebuilds()
         #expect(cache.isApproximate(Self.a))
         let live = Set(ids[600...])
         for n in stride(from: 0, to: 1_000, by: 3) {
@@ -279,6 +283,10 @@ struct SemanticCacheTests {
         for point in points {
             try one.insert(in: Self.a, vector: point, payload: Answer(text: ""), now: 0)
             try two.insert(in: Self.a, vector: point, payload: Answer(text: ""), now: 0)
+            // Graphs are built off the caller's thread: the same inserts give the same graph when each
+            // rebuild is over before the next insert.
+            one.waitForRebuilds()
+            two.waitForRebuilds()
         }
         for query in queries {
             let first = try one.nearest(in: Self.a, to: query, minimumSimilarity: -1, limit: 3, now: 1)
