@@ -16,6 +16,29 @@ import Testing
         #expect(Self.valid().problems().isEmpty)
     }
 
+    /// The semantic tier needs an embeddings model that this file serves; a chat model declared as
+    /// such, an unknown model, or no model at all is refused naming the key.
+    @Test func theCachesEmbeddingsModelIsChecked() {
+        var configuration = Self.valid()
+        configuration.cache = CacheSettings(enabled: true)
+        #expect(configuration.problems().map(\.keyPath) == ["cache.semantic.model"], "no model named")
+        configuration.cache.semantic.model = "small"
+        #expect(configuration.problems().first?.message.contains("kind embeddings") == true, "a chat model")
+        configuration.models.append(ModelSettings(name: "e5", kind: .embeddings))
+        configuration.endpoints[1].models.append(.init(name: "e5"))
+        configuration.cache.semantic.model = "e5"
+        #expect(configuration.problems().isEmpty)
+        configuration.cache.semantic.model = "missing"
+        #expect(configuration.problems().map(\.keyPath) == ["cache.semantic.model"])
+        configuration.cache.semantic = .init(enabled: false)
+        configuration.cache.tenants["acme"] = .init(threshold: 1.5)
+        #expect(configuration.problems().map(\.keyPath) == ["cache.tenants.acme.threshold"])
+        #expect(configuration.cache.applies(tenant: "acme", model: "small"))
+        configuration.cache.models["small"] = .init(enabled: false)
+        #expect(!configuration.cache.applies(tenant: "acme", model: "small"))
+        #expect(configuration.cache.applies(tenant: "acme", model: "large"))
+    }
+
     @Test func eachProblemNamesItsKey() {
         var configuration = Self.valid()
         configuration.server.port = 70000

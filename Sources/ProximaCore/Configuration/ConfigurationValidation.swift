@@ -150,6 +150,11 @@ extension ProximaConfiguration {
         if let problem = StoreSettings.pathProblem(dataDirectory) { problems.append(.init("data_dir", problem)) }
         problems += store.problems(at: "store", forbiddenVariables: [admin.tokenEnv])
         problems += cache.problems(at: "cache", models: logicalNames.union(servedModels), names: modelNames.union(servedModels))
+        if cache.enabled, cache.semantic.enabled, let name = cache.semantic.model,
+            let model = models.first(where: { $0.name == name || $0.aliases.contains(name) }), model.kind != .embeddings
+        {
+            problems.append(.init("cache.semantic.model", "'\(name)' is a \(model.kind.rawValue) model; name a model of kind embeddings"))
+        }
         return problems
     }
 
