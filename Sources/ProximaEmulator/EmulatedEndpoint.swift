@@ -43,6 +43,31 @@ final class EmulatedEndpoint: Sendable {
         driver.setSlowdown(settings.slowdown)
     }
 
+    /// The fault this request meets (the endpoint's fault settings and a random draw), and the
+    /// one-way network delay to its caller.
+    func drawFault(outputTokens: Int, headers: HTTPFields) -> (FaultSettings, FaultDecision, Duration) {
+        let (settings, setAt) = faults.withLock { $0 }
+        let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
+        let decision = FaultDecision.decide(
+            settings, secondsSinceSet: (ContinuousClock.now - setAt).seconds, draw: draw, outputTokens: outputTokens)
+        return (settings, decision, oneWayDelay(from: headers[HTTPField.Name("x-proxima-client-location")!]))
+    }
+
+    /// The answer of a failing engine, or nil when the request is served (or aborted mid-way).
+    /// A partitioned or hung engine never answers: the caller's timeout ends the exchange.
+    func failure(_ decision: FaultDecision, oneWay: Duration) async throws -> Response? {
+        switch decision {
+        case .refuse, .hang:
+            try await Task.sleep(for: .seconds(3_600))
+            throw CancellationError()
+        case .fail(let status):
+            try await Task.sleep(for: oneWay * 2)
+            return Self.error("emulated engine failure", status: .init(code: status))
+        case .serve, .abort:
+            return nil
+        }
+    }
+
     /// One-way delay for a caller at `location`, or none when the caller did not say.
     func oneWayDelay(from header: String?) -> Duration {
         guard let location = Self.parseLocation(header) else { return .zero }
@@ -104,22 +129,8 @@ final class EmulatedEndpoint: Sendable {
         guard !embeddingModels.contains(prompt.model) else {
             return Self.error("The model '\(prompt.model)' is an embeddings model; use /v1/embeddings", status: .badRequest, param: "model")
         }
-        let (settings, setAt) = faults.withLock { $0 }
-        let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
-        let decision = FaultDecision.decide(
-            settings, secondsSinceSet: (ContinuousClock.now - setAt).seconds, draw: draw, outputTokens: prompt.outputTokens)
-        let oneWay = oneWayDelay(from: request.headers[HTTPField.Name("x-proxima-client-location")!])
-        switch decision {
-        case .refuse, .hang:
-            // A partitioned or hung engine never answers; the caller's timeout ends the exchange.
-            try await Task.sleep(for: .seconds(3_600))
-            throw CancellationError()
-        case .fail(let status):
-            try await Task.sleep(for: oneWay * 2)
-            return Self.error("emulated engine failure", status: .init(code: status))
-        case .serve, .abort:
-            break
-        }
+        let (_, decision, oneWay) = drawFault(outputTokens: prompt.outputTokens, headers: request.headers)
+        if let failure = try await failure(decision, oneWay: oneWay) { return failure }
         // The request travels to the site before the engine sees it.
         if oneWay > .zero { try await Task.sleep(for: oneWay) }
         let (_, events) = driver.submit(promptTokens: prompt.promptTokens, outputTokens: prompt.outputTokens, prefixBlockIDs: prompt.prefixBlockIDs)
@@ -172,20 +183,8 @@ final class EmulatedEndpoint: Sendable {
         guard embeddingModels.contains(embedding.model) else {
             return Self.error("The model '\(embedding.model)' does not support embeddings", status: .badRequest, param: "model")
         }
-        let (settings, setAt) = faults.withLock { $0 }
-        let draw = random.withLock { Double($0.next() >> 11) / Double(1 << 53) }
-        let decision = FaultDecision.decide(settings, secondsSinceSet: (ContinuousClock.now - setAt).seconds, draw: draw, outputTokens: 1)
-        let oneWay = oneWayDelay(from: request.headers[HTTPField.Name("x-proxima-client-location")!])
-        switch decision {
-        case .refuse, .hang:
-            try await Task.sleep(for: .seconds(3_600))
-            throw CancellationError()
-        case .fail(let status):
-            try await Task.sleep(for: oneWay * 2)
-            return Self.error("emulated engine failure", status: .init(code: status))
-        case .serve, .abort:
-            break
-        }
+        let (settings, decision, oneWay) = drawFault(outputTokens: 1, headers: request.headers)
+        if let failure = try await failure(decision, oneWay: oneWay) { return failure }
         let compute = min(3_600, (Self.embeddingFixedSeconds + Self.embeddingSecondsPerToken * Double(embedding.tokens)) * max(1, settings.slowdown))
         let computeDuration = Duration.seconds(clampedSeconds: compute)
         embeddingStats.withLock { stats in
