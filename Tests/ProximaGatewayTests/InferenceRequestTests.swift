@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import ProximaCore
 import Testing
 @_spi(Benchmarks) @testable import ProximaGateway
 
@@ -119,5 +120,9 @@ struct PrefixHashingTests {
         let other = compact.replacingOccurrences(of: "Context paragraph", with: "Another paragraph")
         let third = try InferenceRequest(operation: .chatCompletions, body: ByteBuffer(string: other)).prefixBlockHashes()
         #expect(third.first != first.first)
+        // The cache stage's canonical input, when it made one, hashes the same.
+        var shared = try InferenceRequest(operation: .chatCompletions, body: ByteBuffer(string: spaced))
+        shared.canonicalInput = try Array(spaced.utf8).withUnsafeBytes { try CacheableRequest(kind: .chat, body: $0) }.canonicalInput
+        #expect(shared.prefixBlockHashes() == second)
     }
 }

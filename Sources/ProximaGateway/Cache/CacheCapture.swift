@@ -13,6 +13,8 @@ final class CacheCapture: Sendable {
         var bytes = 0
         var overflow = false
         var done = false
+        /// An event was relayed already.
+        var started = false
     }
 
     let plan: CachePlan
@@ -32,17 +34,20 @@ final class CacheCapture: Sendable {
 
     /// One event of a streamed answer, as relayed (copied only while within the answer size limit).
     func append(event: ByteBuffer) {
-        flight?.markStarted()
-        state.withLock { state in
-            guard !state.overflow, !state.done else { return }
+        let first = state.withLock { state -> Bool in
+            defer { state.started = true }
+            guard !state.overflow, !state.done else { return !state.started }
             state.bytes += event.readableBytes
             if state.bytes > limit {
                 state.overflow = true
                 state.events = []
-                return
+            } else if let data = ServerSentEventSummary.data(of: event) {
+                state.events.append(data)
             }
-            if let data = ServerSentEventSummary.data(of: event) { state.events.append(data) }
+            return !state.started
         }
+        // The answer started reaching its caller: no request may start waiting for it now.
+        if first { flight?.markStarted() }
     }
 
     /// The stream ended; `complete` when it ended normally (`[DONE]`, no error) with status 200.

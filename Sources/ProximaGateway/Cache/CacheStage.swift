@@ -22,8 +22,9 @@ struct CacheStage: Sendable {
     enum Result: Sendable {
         case off
         case serve(CachedAnswer, CacheOutcome)
-        /// Go upstream; `capture` (nil: nothing to store) receives the answer.
-        case proceed(CacheCapture?, CacheOutcome)
+        /// Go upstream; `capture` (nil: nothing to store) receives the answer. `canonicalInput`, when
+        /// the stage made it, serves the router's prefix hashing.
+        case proceed(CacheCapture?, CacheOutcome, canonicalInput: [UInt8]?)
     }
 
     static let outcomeField = HTTPField.Name("x-proxima-cache")!
@@ -34,12 +35,15 @@ struct CacheStage: Sendable {
     ) async -> Result {
         let settings = routing.configuration.cache
         let plan: CachePlan
+        let canonicalInput: [UInt8]
         switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings) {
         case .off: return .off
         case .bypass(let reason):
             metrics.recordCacheLookup(tier: "none", outcome: "bypass", reason: reason)
-            return .proceed(nil, .bypass)
-        case .use(let decided): plan = decided
+            return .proceed(nil, .bypass, canonicalInput: nil)
+        case .use(let decided, let input):
+            plan = decided
+            canonicalInput = input
         }
         let started = ContinuousClock.now
         if plan.read && plan.exactTier {
@@ -79,10 +83,10 @@ struct CacheStage: Sendable {
             }
         }
         metrics.recordCacheLookup(tier: plan.semanticTier ? "semantic" : "exact", outcome: plan.read ? "miss" : "bypass", reason: plan.read ? "absent" : "no_cache")
-        guard plan.write else { return .proceed(nil, plan.read ? .miss : .bypass) }
+        guard plan.write else { return .proceed(nil, plan.read ? .miss : .bypass, canonicalInput: canonicalInput) }
         let flight = cache.startFlight(plan)
         let capture = CacheCapture(plan: plan, vector: vector, cache: cache, flight: flight, maxAnswerBytes: settings.maxAnswerBytes)
-        return .proceed(capture, plan.read ? .miss : .bypass)
+        return .proceed(capture, plan.read ? .miss : .bypass, canonicalInput: canonicalInput)
     }
 
     // MARK: embeddings

@@ -38,7 +38,9 @@ enum CacheDecision: Sendable {
     case off
     /// The cache is on but this request is neither looked up nor stored (`reason` for the metrics).
     case bypass(String)
-    case use(CachePlan)
+    /// Look up and store under `plan`; `canonicalInput` is the input's canonical form, made on the
+    /// way, for the router's prefix hashing.
+    case use(CachePlan, canonicalInput: [UInt8])
 }
 
 /// The gateway's response cache: the exact and semantic tiers (``ProximaCache``) holding
@@ -113,24 +115,29 @@ final class ResponseCache: Sendable {
             CachePlan(
                 tenant: caller.tenantID, kind: kind, exactKey: exactKey, partition: partition, semanticText: text, read: read,
                 write: write, exactTier: settings.exact, semanticTier: partition != nil,
-                threshold: Float(settings.threshold(tenant: caller.tenantID, model: model.name))))
+                threshold: Float(settings.threshold(tenant: caller.tenantID, model: model.name))),
+            canonicalInput: request.canonicalInput)
     }
 
     /// SHA-256 over the tier, the operation, the tenant, the implied output cap and the canonical
     /// material, each length-prefixed so that no two inputs run together; its first 128 bits.
     static func key(_ tier: String, operation: String, tenant: String, implied: UInt64, material: [UInt8]) -> CacheKey {
         var hasher = SHA256()
-        func field(_ bytes: some Collection<UInt8>) {
+        func field(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt64(bytes.count).bigEndian
             withUnsafeBytes(of: &length) { hasher.update(bufferPointer: $0) }
-            hasher.update(data: Array(bytes))
+            hasher.update(bufferPointer: bytes)
         }
-        field(Array(tier.utf8))
-        field(Array(operation.utf8))
-        field(Array(tenant.utf8))
+        func field(_ text: String) {
+            var text = text
+            text.withUTF8 { field(UnsafeRawBufferPointer($0)) }
+        }
+        field(tier)
+        field(operation)
+        field(tenant)
         var cap = implied.bigEndian
         withUnsafeBytes(of: &cap) { hasher.update(bufferPointer: $0) }
-        field(material)
+        material.withUnsafeBytes { field($0) }
         let digest = Array(hasher.finalize())
         var high: UInt64 = 0
         var low: UInt64 = 0

@@ -43,6 +43,9 @@ public enum InferenceOperation: String, Sendable, CaseIterable {
     private(set) var impliedMaxTokens: Int?
     /// Where the input (`messages`, `prompt` or `input`) sits in the body.
     var inputRange: Range<Int>
+    /// The input's canonical form, when the cache stage has already made it (prefix hashing then
+    /// uses it rather than canonicalizing the input again).
+    var canonicalInput: [UInt8]?
 
     private var modelRange: Range<Int>
     private var streamOptionsRange: Range<Int>?
@@ -237,6 +240,7 @@ extension InferenceRequest {
     /// canonical form.
     func prefixBlockHashes() -> [UInt64] {
         guard inputRange.count >= Self.prefixBlockBytes else { return [] }
+        if let canonicalInput { return canonicalInput.withUnsafeBytes { Self.blockHashes(of: $0) } }
         let canonical = body.withUnsafeReadableBytes { bytes in
             try? CanonicalJSON.canonicalize(UnsafeRawBufferPointer(rebasing: bytes[inputRange]))
         }

@@ -70,9 +70,10 @@ struct RequestPipeline: Sendable {
                         requestID: context.requestID)
                     response.headers.append(contentsOf: limitHeaders)
                     return response
-                case .proceed(let kept, let outcome):
+                case .proceed(let kept, let outcome, let canonicalInput):
                     capture = kept
                     cacheOutcome = outcome
+                    inference.canonicalInput = canonicalInput
                 }
             }
             (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
