@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ProximaBench", targets: ["ProximaBench"]),
         .library(name: "ProximaCore", targets: ["ProximaCore"]),
         .library(name: "ProximaCache", targets: ["ProximaCache"]),
+        .library(name: "ProximaGuard", targets: ["ProximaGuard"]),
         .library(name: "ProximaGateway", targets: ["ProximaGateway"]),
     ],
     dependencies: [
@@ -47,6 +48,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ProximaGuard",
+            dependencies: [
+                "ProximaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ProximaStore",
             dependencies: [
                 "ProximaCore",
@@ -64,6 +73,7 @@ let package = Package(
             dependencies: [
                 "ProximaCore",
                 "ProximaCache",
+                "ProximaGuard",
                 "ProximaStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -119,6 +129,7 @@ let package = Package(
                 "ProximaCore",
                 "ProximaCache",
                 "ProximaGateway",
+                "ProximaGuard",
                 "ProximaStore",
                 "ProximaBench",
                 "ProximaEmulator",
@@ -141,6 +152,15 @@ let package = Package(
         .testTarget(
             name: "ProximaCacheTests",
             dependencies: ["ProximaCore", "ProximaCache"],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaGuardTests",
+            dependencies: [
+                "ProximaCore",
+                "ProximaGuard",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: testSettings
         ),
         .testTarget(
@@ -187,6 +207,7 @@ let package = Package(
                 "ProximaCore",
                 "ProximaBench",
                 "ProximaGateway",
+                "ProximaGuard",
                 "ProximaStore",
                 "ProximaEmulator",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -155,6 +155,8 @@ extension ProximaConfiguration {
         {
             problems.append(.init("cache.semantic.model", "'\(name)' is a \(model.kind.rawValue) model; name a model of kind embeddings"))
         }
+        problems += edge.problems(at: "edge")
+        problems += guards.problems(at: "guards", entityNames: GuardSettings.builtInEntities)
         return problems
     }
 

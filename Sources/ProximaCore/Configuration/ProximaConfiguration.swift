@@ -20,6 +20,10 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var store: StoreSettings
     /// The response cache (off unless enabled).
     public var cache: CacheSettings
+    /// Caller classes and their policies (docs/security.md).
+    public var edge: EdgeSettings
+    /// Content guards: prompt injection, secrets and personal data (docs/security.md).
+    public var guards: GuardSettings
 
     /// The data directory when the file does not name one.
     public static let defaultDataDirectory = "data"
@@ -36,7 +40,9 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         limits: AdmissionSettings = .init(),
         dataDirectory: String = ProximaConfiguration.defaultDataDirectory,
         store: StoreSettings = .init(),
-        cache: CacheSettings = .init()
+        cache: CacheSettings = .init(),
+        edge: EdgeSettings = .init(),
+        guards: GuardSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -50,11 +56,13 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.dataDirectory = dataDirectory
         self.store = store
         self.cache = cache
+        self.edge = edge
+        self.guards = guards
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, sites, endpoints, models, logging, routing, admin, auth, limits
-        case dataDirectory = "data_dir", store, cache
+        case dataDirectory = "data_dir", store, cache, edge, guards
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,6 +80,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? Self.defaultDataDirectory
         store = try c.decodeIfPresent(StoreSettings.self, forKey: .store) ?? .init()
         cache = try c.decodeIfPresent(CacheSettings.self, forKey: .cache) ?? .init()
+        edge = try c.decodeIfPresent(EdgeSettings.self, forKey: .edge) ?? .init()
+        guards = try c.decodeIfPresent(GuardSettings.self, forKey: .guards) ?? .init()
     }
 }
 
