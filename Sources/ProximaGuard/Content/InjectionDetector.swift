@@ -1,0 +1,566 @@
+import ProximaCore
+
+/// Prompt-injection and jailbreak detection (docs/security.md): normalizes obfuscations (invisible
+/// characters, tag characters, homoglyphs, spaced letters, leetspeak, encoded blobs) and scores the
+/// instruction-like signals that remain with keyword rules in several languages. A hand-written
+/// scanner over UTF-8 bytes: no regular expressions, a few allocations per text.
+public struct InjectionDetector: Sendable {
+    public init() {}
+
+    /// Scans at most `budget` bytes of `text`. When the text is longer, the signals include
+    /// `scan_truncated` (the rest was not read).
+    public func scan(_ text: Substring, channel: MessageChannel, budget: Int) -> InjectionScan {
+        var utf8 = text.utf8
+        let truncated = utf8.count > max(0, budget)
+        var result: InjectionScan
+        if let fast = utf8.withContiguousStorageIfAvailable({ buffer in
+            Self.scan(UnsafeBufferPointer(rebasing: buffer[0..<UTF8Scan.boundary(buffer, atMost: max(0, budget))]), channel: channel, depth: 0)
+        }) {
+            result = fast
+        } else {
+            var copy = text
+            copy.makeContiguousUTF8()
+            utf8 = copy.utf8
+            result = utf8.withContiguousStorageIfAvailable { buffer in
+                Self.scan(UnsafeBufferPointer(rebasing: buffer[0..<UTF8Scan.boundary(buffer, atMost: max(0, budget))]), channel: channel, depth: 0)
+            } ?? InjectionScan()
+        }
+        if truncated { result.signals.append("scan_truncated") }
+        return result
+    }
+
+    // MARK: - The scan
+
+    struct Token {
+        var mask: ConceptMask
+        var word: Int32
+        var sentence: Int32
+        var start: Int32
+        var end: Int32
+    }
+
+    /// One signal found: its best weight (after the channel), category and spans.
+    struct Hit {
+        var signal: String
+        var category: GuardCategory
+        var weight: Double
+    }
+
+    static func scan(_ text: UnsafeBufferPointer<UInt8>, channel: MessageChannel, depth: Int) -> InjectionScan {
+        if text.isEmpty { return InjectionScan() }
+        let normalized = NormalizedText(text)
+        var hits: [Hit] = []
+        var spans: [Range<Int>] = []
+        let indirect = channel == .tool
+        func weigh(_ weight: Double, indirectWeight: Double? = nil) -> Double {
+            switch channel {
+            case .tool: min(0.95, indirectWeight ?? weight * 1.4)
+            case .system: weight * 0.5
+            case .user, .assistant: weight
+            }
+        }
+        func add(_ signal: String, _ category: GuardCategory, _ weight: Double) {
+            if let index = hits.firstIndex(where: { $0.signal == signal }) {
+                hits[index].weight = max(hits[index].weight, weight)
+            } else {
+                hits.append(Hit(signal: signal, category: category, weight: weight))
+            }
+        }
+
+        // Obfuscation signals found while normalizing.
+        if normalized.invisible > 0 { add("invisible_characters", .promptInjection, weigh(0.1)) }
+        if normalized.tags > 0 {
+            add("tag_characters", .promptInjection, weigh(normalized.tags >= 4 ? 0.45 : 0.2))
+            if let span = normalized.tagSpan { spans.append(span) }
+        }
+        if normalized.homoglyphs > 0 { add("homoglyphs", .promptInjection, weigh(0.2)) }
+
+        // Words to concepts, then rules over the concepts.
+        normalized.bytes.withUnsafeBufferPointer { norm in
+            var leet = false
+            var spaced = false
+            let tokens = Tokenizer.tokens(norm, original: text, origin: normalized.origin, leet: &leet, spaced: &spaced)
+            if leet { add("leetspeak", .promptInjection, weigh(0.1)) }
+            if spaced { add("spaced_letters", .promptInjection, weigh(0.1)) }
+            if !tokens.isEmpty {
+                RuleMatcher.match(tokens) { rule, range in
+                    add(rule.signal, rule.category, weigh(rule.weight, indirectWeight: rule.indirectWeight))
+                    spans.append(normalized.originalSpan(range, in: text))
+                }
+            }
+            Structure.scan(norm) { signal, category, weight, range in
+                add(signal, category, weigh(weight))
+                spans.append(normalized.originalSpan(range, in: text))
+            }
+        }
+
+        // Encoded blobs: what they decode to is scanned too.
+        if depth < 2 {
+            EncodedBlobs.scan(text) { decoded, range in
+                let inner = decoded.withUnsafeBufferPointer { scan($0, channel: channel, depth: depth + 1) }
+                guard inner.score > 0 else { return }
+                add("encoded_instructions", .promptInjection, min(0.95, max(inner.score, weigh(0.3))))
+                for signal in inner.signals where signal != "encoded_instructions" {
+                    add(signal, inner.category ?? .promptInjection, 0)
+                }
+                spans.append(range)
+            }
+        }
+
+        guard !hits.isEmpty else { return InjectionScan() }
+        var remaining = 1.0
+        for hit in hits { remaining *= 1 - min(max(hit.weight, 0), 1) }
+        let score = min(1, max(0, 1 - remaining))
+        // The category with the most weight; extraction, then jailbreak, win ties.
+        var category: GuardCategory?
+        if score > 0 {
+            if indirect {
+                category = .indirectInjection
+            } else {
+                var best = -1.0
+                for candidate in [GuardCategory.systemPromptExtraction, .jailbreak, .promptInjection] {
+                    let total = hits.filter { $0.category == candidate }.reduce(0) { $0 + $1.weight }
+                    if total > best + 1e-9 { best = total; category = candidate }
+                }
+                if best <= 0 { category = .promptInjection }
+            }
+        }
+        let ordered = hits.sorted { $0.weight > $1.weight }
+        return InjectionScan(score: score, category: category, signals: ordered.map(\.signal), spans: merge(spans))
+    }
+
+    static func merge(_ spans: [Range<Int>]) -> [Range<Int>] {
+        let sorted = spans.filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Int>] = []
+        for span in sorted {
+            if let last = merged.last, span.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, span.upperBound)
+            } else {
+                merged.append(span)
+            }
+        }
+        return merged
+    }
+}
+
+/// The keyword trie: words to concept masks.
+struct Lexicon: Sendable {
+    struct Node {
+        var exact = ConceptMask()
+        var prefix = ConceptMask()
+        var edgeStart: Int32 = 0
+        var edgeCount: Int32 = 0
+    }
+
+    var nodes: [Node] = []
+    var edgeBytes: [UInt8] = []
+    var edgeTargets: [Int32] = []
+    /// The root's children by byte (-1: none).
+    var root = [Int32](repeating: -1, count: 256)
+
+    static let shared = Lexicon(InjectionLexicon.entries)
+
+    init(_ entries: [(String, UInt64, UInt64)]) {
+        // Build with dictionaries, then flatten.
+        var children: [[UInt8: Int]] = [[:]]
+        var exact = [ConceptMask()]
+        var prefix = [ConceptMask()]
+        for (words, a, b) in entries {
+            let mask = ConceptMask(a: a, b: b)
+            for word in words.split(separator: " ") {
+                var bytes = Array(word.utf8)
+                let isPrefix = bytes.last == UInt8(ascii: "*")
+                if isPrefix { bytes.removeLast() }
+                var node = 0
+                for byte in bytes {
+                    if let next = children[node][byte] {
+                        node = next
+                    } else {
+                        children.append([:]); exact.append(ConceptMask()); prefix.append(ConceptMask())
+                        children[node][byte] = children.count - 1
+                        node = children.count - 1
+                    }
+                }
+                if isPrefix { prefix[node] = prefix[node] | mask } else { exact[node] = exact[node] | mask }
+            }
+        }
+        for index in 0..<children.count {
+            var node = Node(exact: exact[index], prefix: prefix[index], edgeStart: Int32(edgeBytes.count), edgeCount: 0)
+            for (byte, target) in children[index].sorted(by: { $0.key < $1.key }) {
+                edgeBytes.append(byte)
+                edgeTargets.append(Int32(target))
+                node.edgeCount += 1
+            }
+            nodes.append(node)
+        }
+        for (byte, target) in children[0] { root[Int(byte)] = Int32(target) }
+    }
+
+    @inline(__always)
+    func child(_ node: Int, _ byte: UInt8) -> Int {
+        if node == 0 { return Int(root[Int(byte)]) }
+        let n = nodes[node]
+        var index = Int(n.edgeStart)
+        let end = index + Int(n.edgeCount)
+        while index < end {
+            let candidate = edgeBytes[index]
+            if candidate == byte { return Int(edgeTargets[index]) }
+            if candidate > byte { return -1 }
+            index += 1
+        }
+        return -1
+    }
+
+    /// The concepts of a whole word: every stem it starts with, and the word itself.
+    func lookup(_ word: UnsafeBufferPointer<UInt8>) -> ConceptMask {
+        var node = 0
+        var mask = ConceptMask()
+        for byte in word {
+            node = child(node, byte)
+            if node < 0 { return mask }
+            mask = mask | nodes[node].prefix
+        }
+        return mask | nodes[node].exact
+    }
+
+    /// Entries found starting at `start` of a CJK run (every terminal along the way), as (end, mask).
+    func matches(in text: UnsafeBufferPointer<UInt8>, from start: Int, upTo limit: Int, _ found: (Int, ConceptMask) -> Void) {
+        var node = 0
+        var index = start
+        while index < limit {
+            node = child(node, text[index])
+            if node < 0 { return }
+            index += 1
+            let n = nodes[node]
+            let mask = n.prefix | n.exact
+            if !mask.isEmpty, index == limit || text[index] & 0xC0 != 0x80 { found(index, mask) }
+        }
+    }
+}
+
+/// Splits normalized text into words and maps them to concepts.
+enum Tokenizer {
+    @inline(__always) static func isWordByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F || byte >= 0x80
+    }
+
+    /// CJK scripts (no spaces between words): matched per position.
+    @inline(__always) static func isCJK(_ scalar: UInt32) -> Bool {
+        (scalar >= 0x3040 && scalar <= 0x30FF) || (scalar >= 0x3400 && scalar <= 0x4DBF) || (scalar >= 0x4E00 && scalar <= 0x9FFF)
+            || (scalar >= 0xAC00 && scalar <= 0xD7AF)
+    }
+
+    static func tokens(
+        _ norm: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>, origin: [Int32], leet: inout Bool, spaced: inout Bool
+    ) -> [InjectionDetector.Token] {
+        typealias Token = InjectionDetector.Token
+        let lexicon = Lexicon.shared
+        var tokens: [Token] = []
+        var word: Int32 = 0
+        var sentence: Int32 = 0
+        var index = 0
+        let count = norm.count
+        // A run of single letters separated by single spaces ("i g n o r e").
+        var letters: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var letterCount = 0
+        var letterStart = 0
+        var letterEnd = 0
+        var letterWord: Int32 = 0
+        func flushLetters() {
+            if letterCount >= 4 {
+                withUnsafeBytes(of: &letters) { raw in
+                    let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<min(letterCount, 32)])
+                    let mask = lexicon.lookup(bytes)
+                    if !mask.isEmpty {
+                        tokens.append(Token(mask: mask, word: letterWord, sentence: sentence, start: Int32(letterStart), end: Int32(letterEnd)))
+                        spaced = true
+                    }
+                }
+            }
+            letterCount = 0
+        }
+        while index < count {
+            let byte = norm[index]
+            if isWordByte(byte) {
+                if byte >= 0x80 {
+                    let (scalar, length) = UTF8Scan.decode(norm, at: index)
+                    if let scalar, isCJK(scalar) {
+                        flushLetters()
+                        var runEnd = index
+                        while runEnd < count, norm[runEnd] >= 0x80 {
+                            let (s, l) = UTF8Scan.decode(norm, at: runEnd)
+                            guard let s, isCJK(s) else { break }
+                            runEnd += l
+                        }
+                        var position = index
+                        while position < runEnd {
+                            lexicon.matches(in: norm, from: position, upTo: runEnd) { end, mask in
+                                tokens.append(Token(mask: mask, word: word, sentence: sentence, start: Int32(position), end: Int32(end)))
+                            }
+                            position += UTF8Scan.length(of: norm[position])
+                            word += 1
+                        }
+                        index = runEnd
+                        continue
+                    }
+                    if let scalar, (scalar >= 0x3000 && scalar <= 0x303F) || (scalar >= 0x2000 && scalar <= 0x206F) {
+                        // CJK and general punctuation: a separator; the full stops end sentences.
+                        if scalar == 0x3002 || scalar == 0x2026 { sentence += 1 }
+                        index += length
+                        continue
+                    }
+                }
+                let start = index
+                var hasDigit = false
+                var hasLetter = false
+                var underscore = -1
+                var lastUnderscore = -1
+                while index < count, isWordByte(norm[index]) {
+                    let b = norm[index]
+                    if b >= 0x80 {
+                        let (scalar, length) = UTF8Scan.decode(norm, at: index)
+                        if let scalar, isCJK(scalar) || (scalar >= 0x3000 && scalar <= 0x303F) || (scalar >= 0x2000 && scalar <= 0x206F) { break }
+                        index += length
+                        hasLetter = true
+                        continue
+                    }
+                    if b >= 0x30 && b <= 0x39 { hasDigit = true } else if b == 0x5F {
+                        if underscore < 0 { underscore = index }
+                        lastUnderscore = index
+                    } else { hasLetter = true }
+                    index += 1
+                }
+                let end = index
+                if end == start { index += 1; continue }
+                let bytes = UnsafeBufferPointer(rebasing: norm[start..<end])
+                var mask = lexicon.lookup(bytes)
+                if underscore > start {
+                    let first = lexicon.lookup(UnsafeBufferPointer(rebasing: norm[start..<underscore]))
+                    if first.a & Concept.toolVerb != 0, underscore + 1 < end { mask.a |= Concept.toolCall }
+                    if lastUnderscore + 1 < end {
+                        let last = lexicon.lookup(UnsafeBufferPointer(rebasing: norm[(lastUnderscore + 1)..<end]))
+                        mask.a |= last.a & Concept.reference
+                    }
+                }
+                if hasDigit && hasLetter && end - start >= 3 && end - start <= 32 && mask.isEmpty {
+                    mask = leetLookup(bytes, lexicon)
+                    if !mask.isEmpty { leet = true }
+                }
+                if end - start == 3, bytes[0] == 0x64, bytes[1] == 0x61, bytes[2] == 0x6E {
+                    // "DAN" in capitals, not the name Dan.
+                    let at = Int(origin[start])
+                    if at + 3 <= original.count, original[at] == 0x44, original[at + 1] == 0x41, original[at + 2] == 0x4E {
+                        mask.b |= Concept2.dan
+                    }
+                }
+                if !mask.isEmpty {
+                    tokens.append(Token(mask: mask, word: word, sentence: sentence, start: Int32(start), end: Int32(end)))
+                }
+                // Spaced letters.
+                if end - start == 1, hasLetter, !hasDigit, norm[start] < 0x80 {
+                    if letterCount == 0 { letterStart = start; letterWord = word }
+                    if letterCount < 32 {
+                        withUnsafeMutableBytes(of: &letters) { $0[letterCount] = norm[start] }
+                    }
+                    letterCount += 1
+                    letterEnd = end
+                    if !(index + 1 < count && norm[index] == 0x20 && isWordByte(norm[index + 1])) { flushLetters() }
+                } else if letterCount > 0 {
+                    flushLetters()
+                }
+                word += 1
+                continue
+            }
+            switch byte {
+            case 0x2E, 0x21, 0x3F, 0x3B:
+                // . ! ? ; end a sentence when followed by a space or the end ("evil.example" does not).
+                if index + 1 >= count || norm[index + 1] == 0x20 || norm[index + 1] == 0x0A { sentence += 1 }
+            case 0x0A:
+                // A blank line or a line that ended a sentence; a single newline inside prose does not.
+                if index + 1 < count, norm[index + 1] == 0x0A { sentence += 1 }
+                sentence += index > 0 && (norm[index - 1] == 0x3A) ? 0 : 1
+            case 0x3A:
+                if index + 2 < count, norm[index + 1] == 0x2F, norm[index + 2] == 0x2F {
+                    tokens.append(Token(mask: ConceptMask(a: Concept.address, b: 0), word: word, sentence: sentence, start: Int32(index), end: Int32(index + 3)))
+                } else {
+                    tokens.append(Token(mask: ConceptMask(a: Concept.colon, b: 0), word: word, sentence: sentence, start: Int32(index), end: Int32(index + 1)))
+                }
+            case 0x40:
+                if index > 0, index + 1 < count, isWordByte(norm[index - 1]), isWordByte(norm[index + 1]) {
+                    tokens.append(Token(mask: ConceptMask(a: Concept.address, b: 0), word: word, sentence: sentence, start: Int32(index), end: Int32(index + 1)))
+                }
+            default:
+                break
+            }
+            index += 1
+        }
+        flushLetters()
+        return tokens
+    }
+
+    static func leetLookup(_ word: UnsafeBufferPointer<UInt8>, _ lexicon: Lexicon) -> ConceptMask {
+        var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &buffer) { raw in
+            for (offset, byte) in word.enumerated() {
+                raw[offset] = switch byte {
+                case 0x30: 0x6F  // 0 o
+                case 0x31: 0x69  // 1 i
+                case 0x33: 0x65  // 3 e
+                case 0x34: 0x61  // 4 a
+                case 0x35: 0x73  // 5 s
+                case 0x37: 0x74  // 7 t
+                case 0x38: 0x62  // 8 b
+                default: byte
+                }
+            }
+            return lexicon.lookup(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<word.count]))
+        }
+    }
+}
+
+/// Applies the rules to a text's tokens.
+enum RuleMatcher {
+    static func match(_ tokens: [InjectionDetector.Token], _ found: (InjectionRule, Range<Int>) -> Void) {
+        for rule in InjectionLexicon.rules {
+            let first = rule.slots[0]
+            switch rule.shape {
+            case .ordered:
+                var from = 0
+                while from < tokens.count {
+                    defer { from += 1 }
+                    guard tokens[from].mask.intersects(first) else { continue }
+                    var current = from
+                    var matched = true
+                    for slot in 1..<rule.slots.count {
+                        let gap = rule.gaps[slot - 1]
+                        var next = current + 1
+                        var hit = -1
+                        while next < tokens.count {
+                            let t = tokens[next]
+                            if t.sentence != tokens[current].sentence || t.word - tokens[current].word - 1 > Int32(gap) { break }
+                            if t.word > tokens[current].word || (t.mask.a & Concept.colon != 0), t.mask.intersects(rule.slots[slot]) { hit = next; break }
+                            next += 1
+                        }
+                        if hit < 0 { matched = false; break }
+                        current = hit
+                    }
+                    if matched {
+                        found(rule, Int(tokens[from].start)..<Int(tokens[current].end))
+                        from = current
+                    }
+                }
+            case .unordered(let window):
+                var from = 0
+                while from < tokens.count {
+                    defer { from += 1 }
+                    guard rule.slots.contains(where: { tokens[from].mask.intersects($0) }) else { continue }
+                    var seen = 0
+                    var last = from
+                    var next = from
+                    while next < tokens.count, tokens[next].sentence == tokens[from].sentence, tokens[next].word - tokens[from].word <= Int32(window) {
+                        for (slot, mask) in rule.slots.enumerated() where seen & (1 << slot) == 0 && tokens[next].mask.intersects(mask) {
+                            seen |= 1 << slot
+                            last = next
+                            break
+                        }
+                        if seen == (1 << rule.slots.count) - 1 { break }
+                        next += 1
+                    }
+                    if seen == (1 << rule.slots.count) - 1 {
+                        found(rule, Int(tokens[from].start)..<Int(tokens[last].end))
+                        from = last
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Signals from the text's layout rather than its words: chat-template tokens, role lines
+/// (`system:` at the start of a line), reasoning tags, markdown images that carry data in their URL.
+enum Structure {
+    static let templateTokens: [[UInt8]] = [
+        "<|im_start|>", "<|im_end|>", "<|system|>", "<|endoftext|>", "<|start_header_id|>", "<|eot_id|>", "[inst]", "[/inst]", "<<sys>>",
+        "<</sys>>", "<|assistant|>", "<|user|>",
+    ].map { Array($0.utf8) }
+    static let roleWords: [([UInt8], Double)] = [
+        (Array("system".utf8), 0.6), (Array("sys".utf8), 0.5), (Array("assistant".utf8), 0.45), (Array("developer".utf8), 0.5),
+        (Array("instruction".utf8), 0.45), (Array("instructions".utf8), 0.45), (Array("admin".utf8), 0.4),
+    ]
+
+    static func scan(_ norm: UnsafeBufferPointer<UInt8>, _ found: (String, GuardCategory, Double, Range<Int>) -> Void) {
+        let count = norm.count
+        var index = 0
+        var lineStart = true
+        while index < count {
+            let byte = norm[index]
+            if lineStart {
+                lineStart = false
+                // Skip markup before a role word: spaces, #, [, (, *, -, >, |.
+                var cursor = index
+                var skipped = 0
+                while cursor < count, skipped < 8, [0x20, 0x23, 0x5B, 0x28, 0x2A, 0x2D, 0x3E, 0x7C, 0x3C].contains(norm[cursor]) {
+                    cursor += 1
+                    skipped += 1
+                }
+                for (word, weight) in roleWords where cursor + word.count <= count {
+                    var same = true
+                    for (offset, expected) in word.enumerated() where norm[cursor + offset] != expected { same = false; break }
+                    guard same else { continue }
+                    var after = cursor + word.count
+                    if after < count, Tokenizer.isWordByte(norm[after]) { continue }
+                    while after < count, norm[after] == 0x20 { after += 1 }
+                    let hashes = skipped > 0 && norm[index..<cursor].contains(0x23)
+                    if after >= count || [0x3A, 0x5D, 0x29, 0x3E, 0x7C].contains(norm[after]) || (hashes && norm[after] == 0x0A) {
+                        found("role_injection", .promptInjection, weight, index..<min(count, after + 1))
+                        break
+                    }
+                }
+            }
+            switch byte {
+            case 0x0A:
+                lineStart = true
+            case 0x3C, 0x5B:
+                // < or [: a chat-template token or a reasoning tag.
+                for token in templateTokens where index + token.count <= count && token[0] == byte {
+                    var same = true
+                    for (offset, expected) in token.enumerated() where norm[index + offset] != expected { same = false; break }
+                    if same {
+                        found("chat_template_token", .promptInjection, 0.8, index..<(index + token.count))
+                        break
+                    }
+                }
+                if byte == 0x3C, matches(norm, at: index, "<thinking>") || matches(norm, at: index, "<think>") {
+                    found("forged_reasoning", .jailbreak, 0.3, index..<(index + 7))
+                }
+            case 0x21:
+                // ![alt](http...?a=b): an image whose URL carries data.
+                if index + 1 < count, norm[index + 1] == 0x5B {
+                    var cursor = index + 2
+                    while cursor < count, cursor - index < 300, norm[cursor] != 0x5D { cursor += 1 }
+                    if cursor + 5 < count, norm[cursor + 1] == 0x28, matches(norm, at: cursor + 2, "http") {
+                        var end = cursor + 2
+                        var query = false
+                        while end < count, end - cursor < 2_048, norm[end] != 0x29, norm[end] != 0x20 {
+                            if norm[end] == 0x3F || norm[end] == 0x3D { query = true }
+                            end += 1
+                        }
+                        if query { found("markdown_image_exfiltration", .promptInjection, 0.6, index..<min(count, end + 1)) }
+                    }
+                }
+            default:
+                break
+            }
+            index += 1
+        }
+    }
+
+    @inline(__always)
+    static func matches(_ norm: UnsafeBufferPointer<UInt8>, at index: Int, _ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= norm.count else { return false }
+        let pointer = literal.utf8Start
+        for offset in 0..<count where norm[index + offset] != pointer[offset] { return false }
+        return true
+    }
+}
