@@ -31,6 +31,9 @@ struct GuardsBench: ParsableCommand {
     @Flag(help: "List every miss and false positive.")
     var details = false
 
+    @Option(help: "Only scan this text (as a user message) and print what both guards find.")
+    var probe: String?
+
     struct Labelled: Decodable {
         var id: String
         var category: String?
@@ -66,6 +69,16 @@ struct GuardsBench: ParsableCommand {
 
     func run() throws {
         let detector = InjectionDetector()
+        if let probe {
+            for channel in [MessageChannel.user, .tool] {
+                let scan = detector.scan(Substring(probe), channel: channel, budget: 1 << 20)
+                print("\(channel): score \(String(format: "%.3f", scan.score)) \(scan.category?.rawValue ?? "-") \(scan.signals) spans \(scan.spans)")
+            }
+            let sensitive = try SensitiveDataDetector()
+            let masked = sensitive.masked(Substring(probe))
+            print("findings \(masked.findings.map { "\($0.entity)@\($0.range)" })\nmasked: \(masked.text)")
+            return
+        }
         let budget = GuardSettings().maxScanBytes
         func scan(_ samples: inout [Sample]) {
             for index in samples.indices {

@@ -421,7 +421,11 @@ enum Tokenizer {
 /// Applies the rules to a text's tokens.
 enum RuleMatcher {
     static func match(_ tokens: [InjectionDetector.Token], _ found: (InjectionRule, Range<Int>) -> Void) {
+        // Rules whose concepts do not all occur in the text are skipped without a look at the tokens.
+        var present = ConceptMask()
+        for token in tokens { present = present | token.mask }
         for rule in InjectionLexicon.rules {
+            guard rule.slots.allSatisfy({ present.intersects($0) }) else { continue }
             let first = rule.slots[0]
             switch rule.shape {
             case .ordered:

@@ -260,8 +260,9 @@ struct Scanner {
                 }
             }
             // Skip the rest of this word: nothing starts inside it.
+            let wasAlnum = Self.isAlnum(byte)
             index += 1
-            while index < count, Self.isAlnum(bytes[index]) { index += 1 }
+            while wasAlnum, index < count, Self.isAlnum(bytes[index]) { index += 1 }
         }
     }
 
@@ -524,10 +525,11 @@ struct Scanner {
     func card(at index: Int) -> Int? {
         let parsed = groups(at: index) { $0 == 0x20 || $0 == 0x2D }
         let digits = parsed.digits
-        guard digits.count >= 13, digits.count <= 19 else { return nil }
+        guard digits.count >= 12, digits.count <= 19 else { return nil }
         if parsed.end < bytes.count, Self.isAlnum(bytes[parsed.end]) { return nil }
         if let first = parsed.separators.first, parsed.separators.contains(where: { $0 != first }) { return nil }
-        if parsed.lengths.count > 1, parsed.lengths.contains(where: { $0 < 3 || $0 > 6 }) { return nil }
+        // Groups as printed on cards (4-4-4-4, 4-6-5, the short last group of 13, 14 and 19 digit numbers).
+        if parsed.lengths.count > 1, parsed.lengths.dropLast().contains(where: { $0 < 4 || $0 > 6 }) { return nil }
         guard Self.knownIssuer(digits), Self.luhn(digits) else { return nil }
         return parsed.end
     }
@@ -536,14 +538,16 @@ struct Scanner {
         func prefix(_ n: Int) -> Int { d.prefix(n).reduce(0) { $0 * 10 + Int($1) } }
         let two = prefix(2), three = prefix(3), four = prefix(4), six = prefix(6)
         let length = d.count
+        guard length >= 13 || (56...58).contains(two) || [5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763].contains(four) else { return false }
         if d[0] == 4 { return [13, 16, 19].contains(length) }  // Visa
         if (51...55).contains(two) || (222_100...272_099).contains(six) { return length == 16 }  // Mastercard
         if two == 34 || two == 37 { return length == 15 }  // American Express
         if four == 6011 || (644...649).contains(three) || two == 65 || (622_126...622_925).contains(six) { return length >= 16 }  // Discover
-        if (3528...3589).contains(four) { return length >= 16 }  // JCB
+        if (3500...3599).contains(four) { return length >= 16 }  // JCB (assigned 3528-3589; test generators use all of 35)
+        if four == 1800 || four == 2131 { return length == 15 }  // JCB, 15 digits
         if (300...305).contains(three) || two == 36 || two == 38 || two == 39 { return length >= 14 }  // Diners Club
         if two == 62 || two == 81 { return length >= 16 }  // UnionPay
-        if [5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763].contains(four) { return length >= 12 }  // Maestro
+        if [5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763].contains(four) || (56...58).contains(two) { return length >= 12 }  // Maestro
         if two == 22 && (2200...2204).contains(four) { return length == 16 }  // Mir
         return false
     }
@@ -609,12 +613,16 @@ struct Scanner {
         }
         guard let last = groupLengths.last else { return nil }
         if plus {
-            guard digitCount >= 8, digitCount <= 15 else { return nil }
-            return groupLengths.count == 1 || groupLengths.dropFirst().allSatisfy({ $0 >= 2 }) ? end : nil
+            return digitCount >= 8 && digitCount <= 15 ? end : nil
         }
-        // National formats: grouped, 10 to 13 digits, no bare runs, no dates or versions.
-        guard digitCount >= 10, digitCount <= 13, groupLengths.count >= 2, last >= 3 else { return nil }
-        guard groupLengths.dropFirst().allSatisfy({ $0 >= 2 }), groupLengths.allSatisfy({ $0 <= 5 }) else { return nil }
+        // National formats: 10 to 13 digits, grouped (or a bare number with a trunk prefix 0, not 00),
+        // never dates (2024-01-15-...) or versions.
+        guard digitCount >= 10, digitCount <= 13 else { return nil }
+        if groupLengths.count == 1 {
+            return bytes[index] == 0x30 && bytes[index + 1] != 0x30 && digitCount <= 11 ? end : nil
+        }
+        guard last >= 3, groupLengths.dropFirst().allSatisfy({ $0 >= 2 }), groupLengths.allSatisfy({ $0 <= 8 }) else { return nil }
+        if groupLengths[0] == 4, groupLengths[1] == 2 { return nil }
         if separators.allSatisfy({ $0 == 0x2E }), groupLengths != [3, 3, 4] { return nil }
         return end
     }
