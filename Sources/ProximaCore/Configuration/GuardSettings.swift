@@ -116,14 +116,16 @@ public struct GuardSettings: Codable, Sendable, Equatable {
     /// The guards read at most this many bytes of a request's text; the rest is not scanned and the
     /// verdict says so (`scan_truncated`).
     public var maxScanBytes: Int
-    /// Bytes of a streamed answer held back so that a secret split across events is still caught.
+    /// Bytes of a streamed answer held back at most so that a secret split across events is still
+    /// caught: at least the longest secret to catch whole (a JWT is often 200-500 bytes). Only a run
+    /// of characters a finding could still be growing is held, so plain prose flows at once.
     public var streamWindowBytes: Int
     public var patterns: [Pattern]
     public var tenants: [String: Override]
 
     public init(
         enabled: Bool = true, injection: Injection = .init(), input: Sensitive = .init(), output: Sensitive = .init(),
-        maxScanBytes: Int = 256 * 1024, streamWindowBytes: Int = 128, patterns: [Pattern] = [], tenants: [String: Override] = [:]
+        maxScanBytes: Int = 256 * 1024, streamWindowBytes: Int = 512, patterns: [Pattern] = [], tenants: [String: Override] = [:]
     ) {
         self.enabled = enabled
         self.injection = injection

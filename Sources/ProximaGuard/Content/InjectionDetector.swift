@@ -265,14 +265,14 @@ enum Tokenizer {
         var letterCount = 0
         var letterStart = 0
         var letterEnd = 0
-        var letterWord: Int32 = 0
+        var letterLastWord: Int32 = 0
         func flushLetters() {
             if letterCount >= 4 {
                 withUnsafeBytes(of: &letters) { raw in
                     let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<min(letterCount, 32)])
                     let mask = lexicon.lookup(bytes)
                     if !mask.isEmpty {
-                        tokens.append(Token(mask: mask, word: letterWord, sentence: sentence, start: Int32(letterStart), end: Int32(letterEnd)))
+                        tokens.append(Token(mask: mask, word: letterLastWord, sentence: sentence, start: Int32(letterStart), end: Int32(letterEnd)))
                         spaced = true
                     }
                 }
@@ -292,13 +292,18 @@ enum Tokenizer {
                             guard let s, isCJK(s) else { break }
                             runEnd += l
                         }
+                        // Every position may start an entry; characters inside a matched entry do not
+                        // count as words of their own (gaps stay comparable with spaced languages).
                         var position = index
+                        var coveredEnd = index
                         while position < runEnd {
+                            if position >= coveredEnd { word += 1 }
+                            let current = word - 1
                             lexicon.matches(in: norm, from: position, upTo: runEnd) { end, mask in
-                                tokens.append(Token(mask: mask, word: word, sentence: sentence, start: Int32(position), end: Int32(end)))
+                                tokens.append(Token(mask: mask, word: current, sentence: sentence, start: Int32(position), end: Int32(end)))
+                                coveredEnd = max(coveredEnd, end)
                             }
                             position += UTF8Scan.length(of: norm[position])
-                            word += 1
                         }
                         index = runEnd
                         continue
@@ -358,7 +363,8 @@ enum Tokenizer {
                 }
                 // Spaced letters.
                 if end - start == 1, hasLetter, !hasDigit, norm[start] < 0x80 {
-                    if letterCount == 0 { letterStart = start; letterWord = word }
+                    if letterCount == 0 { letterStart = start }
+                    letterLastWord = word
                     if letterCount < 32 {
                         withUnsafeMutableBytes(of: &letters) { $0[letterCount] = norm[start] }
                     }

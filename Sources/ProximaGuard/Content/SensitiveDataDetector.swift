@@ -147,11 +147,11 @@ public struct SensitiveDataDetector: Sendable {
                 start -= 1
                 continue
             }
-            if byte == 0x20, start >= 2, start < bytes.count {
+            if byte == 0x20, start >= 2 {
+                // A space between groups of a number or an IBAN, or after one at the end (more may come).
                 let before = bytes[start - 2]
-                let after = bytes[start]
                 let groupish = { (b: UInt8) in (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || b == 0x29 || b == 0x28 || b == 0x2B }
-                if groupish(before) && groupish(after) {
+                if groupish(before) && (start == bytes.count || groupish(bytes[start])) {
                     start -= 1
                     continue
                 }
@@ -159,8 +159,8 @@ public struct SensitiveDataDetector: Sendable {
             }
             break
         }
-        // A private key block that has not ended.
-        if let begin = lastIndex(of: "-----BEGIN", in: bytes), lastIndex(of: "-----END", in: bytes).map({ $0 < begin }) ?? true {
+        // A private key block that has not ended (no complete end line after its header yet).
+        if let begin = lastIndex(of: "-----BEGIN", in: bytes), StreamRedactor.keyEnd(in: UnsafeBufferPointer(rebasing: bytes[begin...])) == nil {
             start = min(start, begin)
         }
         return start
@@ -258,6 +258,11 @@ struct Scanner {
                         continue
                     }
                 }
+            }
+            // A number that is no entity: skip all its groups (no finding starts inside it).
+            if Self.isDigit(byte) {
+                index = groups(at: index) { $0 == 0x20 || $0 == 0x2D || $0 == 0x2E || $0 == 0x2F }.end
+                continue
             }
             // Skip the rest of this word: nothing starts inside it.
             let wasAlnum = Self.isAlnum(byte)
@@ -623,6 +628,8 @@ struct Scanner {
         }
         guard last >= 3, groupLengths.dropFirst().allSatisfy({ $0 >= 2 }), groupLengths.allSatisfy({ $0 <= 8 }) else { return nil }
         if groupLengths[0] == 4, groupLengths[1] == 2 { return nil }
+        // Card-like blocks of four (an invalid card, an account number) are not phone numbers.
+        if groupLengths.count >= 3, groupLengths.allSatisfy({ $0 == 4 }) { return nil }
         if separators.allSatisfy({ $0 == 0x2E }), groupLengths != [3, 3, 4] { return nil }
         return end
     }

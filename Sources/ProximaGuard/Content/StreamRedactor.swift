@@ -118,7 +118,11 @@ public struct StreamRedactor: Sendable {
 
     /// The offset just past a `-----END ... KEY-----` line in `bytes`, if there is one.
     static func keyEnd(in bytes: [UInt8]) -> Int? {
-        bytes.withUnsafeBufferPointer { buffer in
+        bytes.withUnsafeBufferPointer { keyEnd(in: $0) }
+    }
+
+    static func keyEnd(in buffer: UnsafeBufferPointer<UInt8>) -> Int? {
+        do {
             var index = 0
             while index + 9 <= buffer.count {
                 if buffer[index] == 0x2D, Scanner.matches(buffer, at: index, "-----END ") {

@@ -78,7 +78,7 @@ struct NormalizedText {
                 }
                 continue
             }
-            if scalar != 0xFE0F && scalar != 0x200D { inFlag = false }
+            if scalar != 0xFE0F && scalar != 0x200D && scalar != 0x1F3F4 { inFlag = false }
             switch scalar {
             case 0x200B, 0x200C, 0x200E, 0x200F, 0x2060...0x2064, 0xFEFF, 0x00AD, 0x180E, 0x202A...0x202E, 0x2066...0x2069:
                 invisible += 1
