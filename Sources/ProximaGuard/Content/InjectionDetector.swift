@@ -143,8 +143,9 @@ public struct InjectionDetector: Sendable {
     }
 }
 
-/// The keyword trie: words to concept masks.
-struct Lexicon: Sendable {
+/// The keyword trie: words to concept masks. Built once (`shared`) into buffers that live as long as
+/// the process, read without bounds checks on the hot path.
+struct Lexicon: @unchecked Sendable {
     struct Node {
         var exact = ConceptMask()
         var prefix = ConceptMask()
@@ -194,17 +195,31 @@ struct Lexicon: Sendable {
             nodes.append(node)
         }
         for (byte, target) in children[0] { root[Int(byte)] = Int32(target) }
+        nodeTable = Self.freeze(nodes)
+        edgeByteTable = Self.freeze(edgeBytes)
+        edgeTargetTable = Self.freeze(edgeTargets)
+        rootTable = Self.freeze(root)
+    }
+
+    let nodeTable: UnsafeBufferPointer<Node>
+    let edgeByteTable: UnsafeBufferPointer<UInt8>
+    let edgeTargetTable: UnsafeBufferPointer<Int32>
+    let rootTable: UnsafeBufferPointer<Int32>
+
+    static func freeze<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
+        _ = buffer.initialize(from: array)
+        return UnsafeBufferPointer(buffer)
     }
 
     @inline(__always)
     func child(_ node: Int, _ byte: UInt8) -> Int {
-        if node == 0 { return Int(root[Int(byte)]) }
-        let n = nodes[node]
-        var index = Int(n.edgeStart)
-        let end = index + Int(n.edgeCount)
+        if node == 0 { return Int(rootTable[Int(byte)]) }
+        var index = Int(nodeTable[node].edgeStart)
+        let end = index + Int(nodeTable[node].edgeCount)
         while index < end {
-            let candidate = edgeBytes[index]
-            if candidate == byte { return Int(edgeTargets[index]) }
+            let candidate = edgeByteTable[index]
+            if candidate == byte { return Int(edgeTargetTable[index]) }
             if candidate > byte { return -1 }
             index += 1
         }
@@ -218,9 +233,9 @@ struct Lexicon: Sendable {
         for byte in word {
             node = child(node, byte)
             if node < 0 { return mask }
-            mask = mask | nodes[node].prefix
+            mask = mask | nodeTable[node].prefix
         }
-        return mask | nodes[node].exact
+        return mask | nodeTable[node].exact
     }
 
     /// Entries found starting at `start` of a CJK run (every terminal along the way), as (end, mask).
@@ -231,8 +246,7 @@ struct Lexicon: Sendable {
             node = child(node, text[index])
             if node < 0 { return }
             index += 1
-            let n = nodes[node]
-            let mask = n.prefix | n.exact
+            let mask = nodeTable[node].prefix | nodeTable[node].exact
             if !mask.isEmpty, index == limit || text[index] & 0xC0 != 0x80 { found(index, mask) }
         }
     }
@@ -256,6 +270,7 @@ enum Tokenizer {
         typealias Token = InjectionDetector.Token
         let lexicon = Lexicon.shared
         var tokens: [Token] = []
+        tokens.reserveCapacity(norm.count / 24 + 8)
         var word: Int32 = 0
         var sentence: Int32 = 0
         var index = 0
@@ -509,11 +524,12 @@ enum Structure {
                 // Skip markup before a role word: spaces, #, [, (, *, -, >, |.
                 var cursor = index
                 var skipped = 0
-                while cursor < count, skipped < 8, [0x20, 0x23, 0x5B, 0x28, 0x2A, 0x2D, 0x3E, 0x7C, 0x3C].contains(norm[cursor]) {
+                while cursor < count, skipped < 8, isMarkup(norm[cursor]) {
                     cursor += 1
                     skipped += 1
                 }
-                for (word, weight) in roleWords where cursor + word.count <= count {
+                let first: UInt8 = cursor < count ? norm[cursor] : 0
+                for (word, weight) in roleWords where word[0] == first && cursor + word.count <= count {
                     var same = true
                     for (offset, expected) in word.enumerated() where norm[cursor + offset] != expected { same = false; break }
                     guard same else { continue }
@@ -521,7 +537,7 @@ enum Structure {
                     if after < count, Tokenizer.isWordByte(norm[after]) { continue }
                     while after < count, norm[after] == 0x20 { after += 1 }
                     let hashes = skipped > 0 && norm[index..<cursor].contains(0x23)
-                    if after >= count || [0x3A, 0x5D, 0x29, 0x3E, 0x7C].contains(norm[after]) || (hashes && norm[after] == 0x0A) {
+                    if after >= count || isRoleEnd(norm[after]) || (hashes && norm[after] == 0x0A) {
                         found("role_injection", .promptInjection, weight, index..<min(count, after + 1))
                         break
                     }
@@ -562,6 +578,22 @@ enum Structure {
                 break
             }
             index += 1
+        }
+    }
+
+    /// Spaces, #, [, (, *, -, >, |, < before a role word.
+    @inline(__always) static func isMarkup(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x20, 0x23, 0x5B, 0x28, 0x2A, 0x2D, 0x3E, 0x7C, 0x3C: true
+        default: false
+        }
+    }
+
+    /// :, ], ), >, | after a role word.
+    @inline(__always) static func isRoleEnd(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x3A, 0x5D, 0x29, 0x3E, 0x7C: true
+        default: false
         }
     }
 

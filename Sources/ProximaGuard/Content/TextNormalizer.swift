@@ -19,115 +19,136 @@ struct NormalizedText {
     init() {}
 
     init(_ text: UnsafeBufferPointer<UInt8>) {
-        bytes.reserveCapacity(text.count + 8)
-        origin.reserveCapacity(text.count + 8)
-        var index = 0
-        var lastWasSpace = true
-        var inFlag = false
-        let count = text.count
-        @inline(__always) func emit(_ byte: UInt8, _ at: Int) {
-            bytes.append(byte)
-            origin.append(Int32(truncatingIfNeeded: at))
-        }
-        while index < count {
-            let start = index
-            let lead = text[index]
-            if lead < 0x80 {
-                index += 1
-                inFlag = false
-                switch lead {
-                case 0x41...0x5A:
-                    emit(lead | 0x20, start); lastWasSpace = false
-                case 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20:
-                    // Newlines are kept (role lines start after one); other runs become one space.
-                    if lead == 0x0A {
-                        if lastWasSpace, let last = bytes.last, last == 0x20 { bytes[bytes.count - 1] = 0x0A } else if bytes.last != 0x0A { emit(0x0A, start) }
-                    } else if !lastWasSpace {
-                        emit(0x20, start)
+        // Never longer than the input (every fold is at most as long as what it replaces): written in
+        // place into buffers of that size, not appended.
+        let capacity = text.count + 8
+        var outBytes = [UInt8](repeating: 0, count: capacity)
+        var outOrigin = [Int32](repeating: 0, count: capacity)
+        var n = 0
+        var invisible = 0, tags = 0, homoglyphs = 0
+        var tagSpan: Range<Int>?
+        outBytes.withUnsafeMutableBufferPointer { out in
+            outOrigin.withUnsafeMutableBufferPointer { from in
+                var index = 0
+                var lastWasSpace = true
+                var inFlag = false
+                let count = text.count
+                @inline(__always) func emit(_ byte: UInt8, _ at: Int) {
+                    guard n < capacity else { return }
+                    out[n] = byte
+                    from[n] = Int32(truncatingIfNeeded: at)
+                    n += 1
+                }
+                while index < count {
+                    let start = index
+                    let lead = text[index]
+                    if lead < 0x80 {
+                        index += 1
+                        inFlag = false
+                        switch lead {
+                        case 0x41...0x5A:
+                            emit(lead | 0x20, start); lastWasSpace = false
+                        case 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20:
+                            // Newlines are kept (role lines start after one); other runs become one space.
+                            if lead == 0x0A {
+                                if lastWasSpace, n > 0, out[n - 1] == 0x20 { out[n - 1] = 0x0A } else if n == 0 || out[n - 1] != 0x0A { emit(0x0A, start) }
+                            } else if !lastWasSpace {
+                                emit(0x20, start)
+                            }
+                            lastWasSpace = true
+                        case 0x00...0x1F, 0x7F:
+                            if !lastWasSpace { emit(0x20, start) }
+                            lastWasSpace = true
+                        default:
+                            emit(lead, start); lastWasSpace = false
+                        }
+                        continue
                     }
-                    lastWasSpace = true
-                case 0x00...0x1F, 0x7F:
-                    if !lastWasSpace { emit(0x20, start) }
-                    lastWasSpace = true
-                default:
-                    emit(lead, start); lastWasSpace = false
-                }
-                continue
-            }
-            let (scalar, length) = UTF8Scan.decode(text, at: index)
-            index += length
-            guard let scalar else {
-                if !lastWasSpace { emit(0x20, start) }
-                lastWasSpace = true
-                continue
-            }
-            if scalar == 0x1F3F4 { inFlag = true }
-            // Tag characters: the ASCII they stand for joins the text (the model reads it too).
-            if scalar >= 0xE0000 && scalar <= 0xE007F {
-                if inFlag { continue }
-                let ascii = UInt8(scalar - 0xE0000)
-                tags += 1
-                tagSpan = (tagSpan?.lowerBound ?? start)..<index
-                if ascii >= 0x41 && ascii <= 0x5A {
-                    emit(ascii | 0x20, start); lastWasSpace = false
-                } else if ascii == 0x20 {
-                    if !lastWasSpace { emit(0x20, start) }
-                    lastWasSpace = true
-                } else if ascii > 0x20 && ascii < 0x7F {
-                    emit(ascii, start); lastWasSpace = false
-                }
-                continue
-            }
-            if scalar != 0xFE0F && scalar != 0x200D && scalar != 0x1F3F4 { inFlag = false }
-            switch scalar {
-            case 0x200B, 0x200C, 0x200E, 0x200F, 0x2060...0x2064, 0xFEFF, 0x00AD, 0x180E, 0x202A...0x202E, 0x2066...0x2069:
-                invisible += 1
-                continue
-            case 0x200D, 0xFE00...0xFE0F, 0x0300...0x036F:
-                // Joiners and variation selectors belong to emoji; combining marks fold away.
-                continue
-            case 0x00A0, 0x2000...0x200A, 0x202F, 0x205F, 0x3000, 0x2028, 0x2029, 0x0085:
-                if !lastWasSpace { emit(0x20, start) }
-                lastWasSpace = true
-                continue
-            default:
-                break
-            }
-            if let folded = Self.fold(scalar) {
-                for byte in folded.utf8 { emit(byte, start) }
-                lastWasSpace = false
-                continue
-            }
-            if let latin = Self.confusable(scalar) {
-                // A look-alike counts as Latin only next to a Latin letter (mixed-script word).
-                let previousLatin = bytes.last.map { $0 >= 0x61 && $0 <= 0x7A } ?? false
-                var nextLatin = false
-                if index < count {
-                    let next = text[index]
-                    nextLatin = (next | 0x20) >= 0x61 && (next | 0x20) <= 0x7A
-                }
-                let mixedScript = scalar >= 0x0370 && scalar < 0x0530
-                if !mixedScript || previousLatin || nextLatin {
-                    homoglyphs += 1
-                    emit(latin, start)
+                    let (scalar, length) = UTF8Scan.decode(text, at: index)
+                    index += length
+                    guard let scalar else {
+                        if !lastWasSpace { emit(0x20, start) }
+                        lastWasSpace = true
+                        continue
+                    }
+                    if scalar == 0x1F3F4 { inFlag = true }
+                    // Tag characters: the ASCII they stand for joins the text (the model reads it too).
+                    if scalar >= 0xE0000 && scalar <= 0xE007F {
+                        if inFlag { continue }
+                        let ascii = UInt8(scalar - 0xE0000)
+                        tags += 1
+                        tagSpan = (tagSpan?.lowerBound ?? start)..<index
+                        if ascii >= 0x41 && ascii <= 0x5A {
+                            emit(ascii | 0x20, start); lastWasSpace = false
+                        } else if ascii == 0x20 {
+                            if !lastWasSpace { emit(0x20, start) }
+                            lastWasSpace = true
+                        } else if ascii > 0x20 && ascii < 0x7F {
+                            emit(ascii, start); lastWasSpace = false
+                        }
+                        continue
+                    }
+                    if scalar != 0xFE0F && scalar != 0x200D && scalar != 0x1F3F4 { inFlag = false }
+                    switch scalar {
+                    case 0x200B, 0x200C, 0x200E, 0x200F, 0x2060...0x2064, 0xFEFF, 0x00AD, 0x180E, 0x202A...0x202E, 0x2066...0x2069:
+                        invisible += 1
+                        continue
+                    case 0x200D, 0xFE00...0xFE0F, 0x0300...0x036F:
+                        // Joiners and variation selectors belong to emoji; combining marks fold away.
+                        continue
+                    case 0x00A0, 0x2000...0x200A, 0x202F, 0x205F, 0x3000, 0x2028, 0x2029, 0x0085:
+                        if !lastWasSpace { emit(0x20, start) }
+                        lastWasSpace = true
+                        continue
+                    default:
+                        break
+                    }
+                    if let folded = Self.fold(scalar) {
+                        for byte in folded.utf8 { emit(byte, start) }
+                        lastWasSpace = false
+                        continue
+                    }
+                    if let latin = Self.confusable(scalar) {
+                        // A look-alike counts as Latin only next to a Latin letter (mixed-script word).
+                        let previousLatin = n > 0 && out[n - 1] >= 0x61 && out[n - 1] <= 0x7A
+                        var nextLatin = false
+                        if index < count {
+                            let next = text[index]
+                            nextLatin = (next | 0x20) >= 0x61 && (next | 0x20) <= 0x7A
+                        }
+                        let mixedScript = scalar >= 0x0370 && scalar < 0x0530
+                        if !mixedScript || previousLatin || nextLatin {
+                            homoglyphs += 1
+                            emit(latin, start)
+                            lastWasSpace = false
+                            continue
+                        }
+                    }
+                    var lowered = scalar
+                    switch scalar {
+                    case 0x0410...0x042F: lowered = scalar + 0x20
+                    case 0x0400...0x040F: lowered = scalar + 0x50
+                    case 0x0391...0x03A9: lowered = scalar + 0x20
+                    default: break
+                    }
+                    if lowered == scalar {
+                        for offset in start..<index { emit(text[offset], start) }
+                    } else {
+                        UTF8Scan.encode(lowered) { emit($0, start) }
+                    }
                     lastWasSpace = false
-                    continue
                 }
+    
             }
-            var lowered = scalar
-            switch scalar {
-            case 0x0410...0x042F: lowered = scalar + 0x20
-            case 0x0400...0x040F: lowered = scalar + 0x50
-            case 0x0391...0x03A9: lowered = scalar + 0x20
-            default: break
-            }
-            if lowered == scalar {
-                for offset in start..<index { emit(text[offset], start) }
-            } else {
-                UTF8Scan.encode(lowered) { emit($0, start) }
-            }
-            lastWasSpace = false
         }
+        outBytes.removeLast(capacity - n)
+        outOrigin.removeLast(capacity - n)
+        bytes = outBytes
+        origin = outOrigin
+        self.invisible = invisible
+        self.tags = tags
+        self.tagSpan = tagSpan
+        self.homoglyphs = homoglyphs
     }
 
     /// The original span of normalized bytes `range`.
