@@ -35,7 +35,7 @@ public struct GuardSettings: Codable, Sendable, Equatable {
         }
 
         /// Chosen from the evaluation in docs/security.md.
-        public static let defaultThreshold = 0.5
+        public static let defaultThreshold = 0.45
 
         enum CodingKeys: String, CodingKey, CaseIterable { case enabled, action, threshold }
 
