@@ -129,6 +129,19 @@ enum SignedAgentFixture {
         }
     }
 
+    @Test func aFullReplayGuardLeavesADeclaredBotRatherThanGrowing() async throws {
+        try await withVerifier(.keys(json: SignedAgentFixture.directory, maxAge: nil), change: { settings, _ in settings.maxRememberedSignatures = 1 }) {
+            verifier, server in
+            #expect(try await classify(verifier, origin: server.origin, nonce: "a")?.callerClass == .signedAgent)
+            #expect(try await classify(verifier, origin: server.origin, nonce: "b")
+                == CallerClassification(.declaredBot, name: server.origin, reason: "replay_cache_full"))
+            // Once the first has expired, there is room again.
+            let later = Self.now + 120
+            let again = try await classify(verifier, origin: server.origin, nonce: "c", created: later - 1, expires: later + 59, at: later)
+            #expect(again?.callerClass == .signedAgent)
+        }
+    }
+
     @Test func privateOriginsAreNotFetchedUnlessAllowed() async throws {
         try await withVerifier(.keys(json: SignedAgentFixture.directory, maxAge: nil), change: { settings, _ in settings.allowPrivateOrigins = false }) {
             verifier, server in
