@@ -85,8 +85,11 @@ public final class UserAgentCatalog: Sendable {
     }
 
     /// `patterns`: the crawler-user-agents entries (`pattern` of each; a pattern that no regular
-    /// expression engine takes is left out).
-    public init(crawlers: [CrawlerOperator], patterns: [String], cacheCapacity: Int = UserAgentCatalog.defaultCacheCapacity) {
+    /// expression engine takes is left out). `genericMarkers`: whether the library and tool markers
+    /// and the generic words count too.
+    public init(
+        crawlers: [CrawlerOperator], patterns: [String], genericMarkers: Bool = true, cacheCapacity: Int = UserAgentCatalog.defaultCacheCapacity
+    ) {
         self.crawlers = crawlers
         self.cacheCapacity = max(0, cacheCapacity)
         var entries: [Entry] = []
@@ -121,10 +124,10 @@ public final class UserAgentCatalog: Sendable {
                 }
             }
         }
-        for (marker, name) in Self.genericMarkers {
+        for (marker, name) in genericMarkers ? Self.genericMarkers : [] {
             entries.append(Entry(bytes: Array(marker.utf8), caseSensitive: false, anchoredStart: false, anchoredEnd: false, owner: .marker(name), rank: 2))
         }
-        for word in Self.genericWords {
+        for word in genericMarkers ? Self.genericWords : [] {
             entries.append(Entry(bytes: Array(word.utf8), caseSensitive: false, anchoredStart: false, anchoredEnd: false, owner: .word(word), rank: 3))
         }
         // Bucket by folded first two bytes; within a bucket, better ranks first.
