@@ -26,12 +26,14 @@ import Testing
         configuration.edge.crawlers.dnsServers = ["not-an-address"]
         configuration.guards.input.entities = ["shoe_size"]
         configuration.guards.patterns = [.init(name: "email", regex: "x")]
+        configuration.guards.tenants["acme"] = .init(output: .init(action: .refuse))
         let keys = Set(configuration.problems().map(\.keyPath))
         #expect(keys.contains("edge.policies.robots"))
         #expect(keys.contains("edge.policies.unknown.requests_per_minute"))
         #expect(keys.contains("edge.crawlers.dns_servers[0]"))
         #expect(keys.contains("guards.input.entities[0]"))
         #expect(keys.contains("guards.patterns[0].name"))
+        #expect(keys.contains("guards.tenants.acme.output.action"))
     }
 
     @Test func dnsServerAddressesTakeAnOptionalPort() {

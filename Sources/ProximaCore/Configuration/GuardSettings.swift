@@ -167,6 +167,9 @@ public struct GuardSettings: Codable, Sendable, Equatable {
         let known = entityNames.union(patterns.map(\.name))
         func checkParts(_ injection: Injection?, _ input: Sensitive?, _ output: Sensitive?, at prefix: String) {
             if let injection { check("\(prefix)injection.threshold", ConfigurationBounds.problem(injection.threshold, in: 0...1)) }
+            if output?.action == .refuse {
+                check("\(prefix)output.action", "must be log or mask: an answer already under way cannot be refused")
+            }
             for (part, sensitive) in [("input", input), ("output", output)] {
                 for (index, entity) in (sensitive?.entities ?? []).enumerated() where !known.contains(entity) {
                     check("\(prefix)\(part).entities[\(index)]", "unknown entity type '\(entity.prefix(64))'")

@@ -29,9 +29,11 @@ struct CacheStage: Sendable {
 
     static let outcomeField = HTTPField.Name("x-proxima-cache")!
 
+    /// With `readOnly` (a `cache_only` caller) nothing is stored and no flight is started: a miss
+    /// goes on without a capture.
     func consult(
         _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, routing: RoutingSnapshot, headers: HTTPFields,
-        requestID: String
+        requestID: String, readOnly: Bool = false
     ) async -> Result {
         let settings = routing.configuration.cache
         let plan: CachePlan
@@ -83,7 +85,7 @@ struct CacheStage: Sendable {
             }
         }
         metrics.recordCacheLookup(tier: plan.semanticTier ? "semantic" : "exact", outcome: plan.read ? "miss" : "bypass", reason: plan.read ? "absent" : "no_cache")
-        guard plan.write else { return .proceed(nil, plan.read ? .miss : .bypass, canonicalInput: canonicalInput) }
+        guard plan.write, !readOnly else { return .proceed(nil, plan.read ? .miss : .bypass, canonicalInput: canonicalInput) }
         let flight = cache.startFlight(plan)
         let capture = CacheCapture(plan: plan, vector: vector, cache: cache, flight: flight, maxAnswerBytes: settings.maxAnswerBytes)
         return .proceed(capture, plan.read ? .miss : .bypass, canonicalInput: canonicalInput)

@@ -78,6 +78,14 @@ struct CallerTrust: Sendable {
     /// Whether the peer's address matters (trusted proxies or a network table are configured).
     var needsPeerAddress: Bool { !trustedProxies.isEmpty || !networks.isEmpty }
 
+    /// The client's address: the peer's, or behind trusted proxies the rightmost untrusted hop of
+    /// `X-Forwarded-For`.
+    func client(_ headers: HTTPFields, peer: IPAddress?) -> IPAddress? {
+        guard let peer, !trustedProxies.isEmpty, trustedProxies.containsAddress(peer) else { return peer }
+        let forwarded = headers[values: .xForwardedFor].map { $0[...] }
+        return ForwardedClient.address(peer: peer, forwardedFor: forwarded, trusted: trustedProxies)
+    }
+
     /// The routing hints a request may give: its steering headers when the caller may steer (a
     /// principal with the `steering` role, anyone when authentication is off, or a request from a
     /// trusted proxy), else none, counted; and where its client is by the network table (the

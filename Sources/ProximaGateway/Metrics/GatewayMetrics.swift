@@ -148,6 +148,37 @@ public final class GatewayMetrics: Sendable {
         counter("proxima_caller_disconnects_total", [("model", model)]).increment()
     }
 
+    // MARK: edge and guards
+
+    /// A request classified by the edge stage: its class (or `suspicious`), and what its policy did
+    /// (`allow`, `rate_limit`, `rate_limited`, `cache_only`, `block`).
+    func recordEdgeRequest(key: EdgePolicyKey, action: String) {
+        counter("proxima_edge_requests_total", [("class", key.rawValue), ("action", action)]).increment()
+    }
+
+    /// A claim that failed its proof (an impersonator) or could not be checked, by reason.
+    func recordEdgeVerification(kind: String, reason: String) {
+        counter("proxima_edge_verification_failures_total", [("kind", kind), ("reason", reason)]).increment()
+    }
+
+    /// How long classifying a caller took (directory fetches and DNS lookups included).
+    func recordEdgeClassification(_ duration: Duration) {
+        timer("proxima_edge_classification_seconds", []).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A content guard's verdict: category, direction, what was done.
+    func recordGuardVerdict(_ verdict: GuardVerdict) {
+        counter(
+            "proxima_guard_verdicts_total",
+            [("category", verdict.category.rawValue), ("direction", verdict.direction.rawValue), ("action", verdict.action)]
+        ).increment()
+    }
+
+    /// How long the input guards took on one request.
+    func recordGuardScan(_ duration: Duration) {
+        timer("proxima_guard_scan_seconds", []).recordNanoseconds(duration.nanoseconds)
+    }
+
     // MARK: cache
 
     /// A cache lookup: `tier` exact, semantic or none; `outcome` hit, miss or bypass; `reason` why

@@ -15,6 +15,8 @@ final class RequestAccount: Sendable {
         var model = "unknown"
         var stream = false
         var admission: (ledger: any AdmissionLedger, pass: AdmissionPass)?
+        var caller: CallerClassification?
+        var verdicts: [GuardVerdict] = []
     }
 
     let requestID: String
@@ -49,6 +51,16 @@ final class RequestAccount: Sendable {
     }
 
     var model: String { labels.withLock { $0.model } }
+
+    /// The caller's class, from the edge stage.
+    func describe(caller: CallerClassification) {
+        labels.withLock { $0.caller = caller }
+    }
+
+    /// A content guard's verdict on the request or its answer.
+    func record(_ verdict: GuardVerdict) {
+        labels.withLock { $0.verdicts.append(verdict) }
+    }
 
     /// The request was admitted under `pass`: settled in `ledger` when the account is booked.
     func admitted(_ pass: AdmissionPass, ledger: any AdmissionLedger) {
@@ -97,14 +109,26 @@ final class RequestAccount: Sendable {
         if !measuredByConnection && endpoint != nil { metrics.recordOverhead(max(.zero, elapsed - upstreamWait)) }
         if let usage { metrics.recordTokens(model: labels.model, usage: usage, estimated: estimated) }
         metrics.requestEnded()
-        logger.info(
-            "request",
-            metadata: [
-                "request_id": "\(requestID)", "operation": "\(operation.rawValue)", "model": "\(labels.model)",
-                "endpoint": "\(endpointName)", "status": "\(status)", "stream": "\(labels.stream)",
-                "duration_ms": "\(elapsed.nanoseconds / 1_000_000)", "prompt_tokens": "\(usage?.promptTokens ?? 0)",
-                "completion_tokens": "\(usage?.completionTokens ?? 0)",
-            ])
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID)", "operation": "\(operation.rawValue)", "model": "\(labels.model)",
+            "endpoint": "\(endpointName)", "status": "\(status)", "stream": "\(labels.stream)",
+            "duration_ms": "\(elapsed.nanoseconds / 1_000_000)", "prompt_tokens": "\(usage?.promptTokens ?? 0)",
+            "completion_tokens": "\(usage?.completionTokens ?? 0)",
+        ]
+        if let caller = labels.caller {
+            metadata["caller_class"] = "\(caller.callerClass.rawValue)"
+            if let name = caller.name { metadata["caller_name"] = "\(name)" }
+            if let reason = caller.reason { metadata["caller_reason"] = "\(reason)" }
+            if caller.callerClass == .unknown { metadata["caller_score"] = "\((caller.score * 100).rounded() / 100)" }
+        }
+        if !labels.verdicts.isEmpty {
+            // Categories, taxonomy ids and actions; never the matched text.
+            metadata["guard"] = .array(
+                labels.verdicts.map {
+                    "\($0.direction.rawValue):\($0.category.rawValue):\($0.owasp):\($0.atlas ?? "-"):\($0.action):\($0.signals.joined(separator: "+"))"
+                })
+        }
+        logger.info("request", metadata: metadata)
     }
 
     var isFinished: Bool { finished.load(ordering: .acquiring) }

@@ -11,18 +11,22 @@ import ProximaCore
 /// | stage | type | stops a request with |
 /// |---|---|---|
 /// | identify | ``CallerIdentification`` | 401 with `WWW-Authenticate` (one answer for every bad credential) |
+/// | edge | ``EdgeStage`` (the caller's class and its policy) | 403 `caller_blocked`, 429 for a class past its rate |
 /// | read | ``RequestPipeline/read(_:operation:limit:)`` + ``InferenceRequest`` | 413, 400 naming the field |
 /// | authorize | ``RequestPipeline/authorize(_:model:requested:)`` | 403 `model_not_allowed` |
 /// | admit | ``AdmissionStage`` | 429 with `Retry-After` (`insufficient_quota` for a spent budget), 400 for `max_tokens` |
-/// | cache | ``CacheStage`` | (answers a hit itself; a miss goes on with a capture that stores the answer) |
+/// | guard in | ``GuardStage`` | 400 `prompt_rejected` / `sensitive_data_rejected` naming the category (redacts or masks by policy) |
+/// | cache | ``CacheStage`` | (answers a hit itself; a miss goes on with a capture that stores the answer); 429 `cache_only` for a cache-only class it cannot answer |
 /// | route | ``RouteStage`` | 404, 400, 503 naming every exclusion |
-/// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte) |
+/// | proxy | ``InferenceProxy`` | 502, 504 (retries before the first byte); the output guard masks answers, streamed or whole |
 /// | account | ``RequestAccount`` | (books the outcome and settles admission, once, whoever learns it) |
 ///
 /// Every answer to a caller with rate limits carries OpenAI's `x-ratelimit-*` headers.
 struct RequestPipeline: Sendable {
     let identify: CallerIdentification
+    let edge: EdgeStage
     let admit: AdmissionStage
+    let guards: GuardStage
     let route: RouteStage
     /// nil when the gateway runs without a cache.
     let cache: CacheStage?
@@ -41,6 +45,7 @@ struct RequestPipeline: Sendable {
         var limitHeaders = HTTPFields()
         var cacheOutcome: CacheOutcome?
         var identified: CallerIdentity?
+        var classField: String?
         do {
             let routing = route.state.snapshot
             let trust = routing.trust
@@ -48,6 +53,21 @@ struct RequestPipeline: Sendable {
                 request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
                 at: Date().timeIntervalSince1970)
             identified = caller.identity
+            let now = Date().timeIntervalSince1970
+            let edgeSettings = routing.configuration.edge
+            var edgeAdmission = EdgeStage.Admission.proceed
+            var edgeKey = EdgePolicyKey.caller(.authenticated)
+            if edgeSettings.enabled {
+                let client = trust.client(request.headers, peer: Self.peerAddress(context))
+                let edgeRequest = EdgeRequest(
+                    method: request.method, authority: request.head.authority, path: request.uri.string,
+                    scheme: request.head.scheme ?? "http", headers: request.headers, peer: client)
+                let classification = await edge.classify(edgeRequest, identity: caller.identity, settings: edgeSettings, now: now)
+                edgeKey = classification.policyKey(suspiciousScore: edgeSettings.unknown.suspiciousScore)
+                account.describe(caller: classification)
+                if caller.identity.maySteer { classField = edgeKey.rawValue }
+                edgeAdmission = try edge.admit(classification, tenant: caller.identity.tenantID, peer: client, settings: edgeSettings, now: now)
+            }
             var inference = try await Self.read(request, operation: operation, limit: routing.configuration.server.maxRequestBodyBytes)
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
@@ -58,10 +78,15 @@ struct RequestPipeline: Sendable {
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
+            let screened = try guards.screen(
+                inference, tenant: caller.identity.tenantID, snapshot: current, account: account, maxTokensCap: admission.maxTokensCap)
+            inference = screened.inference
             var capture: CacheCapture?
+            let cacheOnly = edgeAdmission == .cacheOnly
             if let cache, current.configuration.cache.enabled {
                 switch await cache.consult(
-                    inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID)
+                    inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID,
+                    readOnly: cacheOnly)
                 {
                 case .off: break
                 case .serve(let answer, let outcome):
@@ -69,6 +94,7 @@ struct RequestPipeline: Sendable {
                         answer, outcome: outcome, inference: inference, settings: current.configuration.cache, account: account,
                         requestID: context.requestID)
                     response.headers.append(contentsOf: limitHeaders)
+                    if let classField { response.headers[EdgeStage.classField] = classField }
                     return response
                 case .proceed(let kept, let outcome, let canonicalInput):
                     capture = kept
@@ -76,8 +102,10 @@ struct RequestPipeline: Sendable {
                     inference.canonicalInput = canonicalInput
                 }
             }
+            if cacheOnly { throw GatewayError.cacheOnlyMiss(edgeKey) }
             (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
             exchange.capture = capture
+            exchange.outputGuard = screened.outputGuard
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
@@ -95,6 +123,7 @@ struct RequestPipeline: Sendable {
             }
             refusal.headers.append(contentsOf: limitHeaders)
             if let cacheOutcome { refusal.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
+            if let classField { refusal.headers[EdgeStage.classField] = classField }
             throw refusal
         }
         // From here on the proxy books every outcome (streams end after this function has returned).
@@ -102,10 +131,12 @@ struct RequestPipeline: Sendable {
             var response = try await proxy.forward(exchange, firstClaim: firstClaim, channel: context.channel)
             response.headers.append(contentsOf: limitHeaders)
             if let cacheOutcome { response.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
+            if let classField { response.headers[EdgeStage.classField] = classField }
             return response
         } catch var failure as GatewayError {
             failure.headers.append(contentsOf: limitHeaders)
             if let cacheOutcome { failure.headers[CacheStage.outcomeField] = cacheOutcome.rawValue }
+            if let classField { failure.headers[EdgeStage.classField] = classField }
             throw failure
         }
     }

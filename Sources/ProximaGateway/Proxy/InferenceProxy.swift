@@ -82,6 +82,8 @@ struct InferenceProxy: Sendable {
         var eventLoop: (any EventLoop)? = nil
         /// Where the answer goes to be cached, when the cache stage kept it (see ``CacheCapture``).
         var capture: CacheCapture? = nil
+        /// Masks secrets and personal data in the answer, when the tenant's guards say so.
+        var outputGuard: OutputGuard? = nil
 
         var settings: ProxySettings { routing.proxy }
     }
@@ -208,16 +210,20 @@ struct InferenceProxy: Sendable {
                     account.finish(
                         status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
                         estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait)
+                    var body = answer.body
+                    if var outputGuard = exchange.outputGuard, answer.status == 200, answer.contentEncoding == nil {
+                        body = outputGuard.screen(whole: body)
+                    }
                     if let capture = exchange.capture {
                         if answer.status == 200 && answer.contentEncoding == nil {
                             capture.finishWhole(
-                                body: answer.body, usage: answer.usageEstimated ? nil : answer.usage, endpoint: winner.endpoint,
+                                body: body, usage: answer.usageEstimated ? nil : answer.usage, endpoint: winner.endpoint,
                                 generationSeconds: (answer.receivedAt - sentAt).seconds)
                         } else {
                             capture.abandon()
                         }
                     }
-                    return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
+                    return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: body))
                 case .stream(let upstream):
                     let firstEventAt = upstream.firstEventAt ?? ContinuousClock.now
                     winner.claim.firstToken(
@@ -569,7 +575,8 @@ struct InferenceProxy: Sendable {
             body: ResponseBody { writer in
                 let relayStart = ContinuousClock.now
                 var exchange = exchange
-                var relay = StreamRelay(callerWantsUsage: exchange.request.callerWantsStreamUsage, capture: exchange.capture)
+                var relay = StreamRelay(
+                    callerWantsUsage: exchange.request.callerWantsStreamUsage, capture: exchange.capture, output: exchange.outputGuard)
                 var status = 200
                 var cancelled = false
                 do {
@@ -612,6 +619,7 @@ struct InferenceProxy: Sendable {
                 case 499, 504: verdict = .abandoned
                 default: verdict = .failed
                 }
+                relay.finishOutput()
                 let usage = relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents)
                 exchange.capture?.finishStream(
                     complete: status == 200, usage: relay.usage, endpoint: endpoint, generationSeconds: (ended - exchange.arrival).seconds)

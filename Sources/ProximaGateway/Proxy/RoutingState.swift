@@ -15,6 +15,8 @@ struct RoutingSnapshot: Sendable {
     let proxy: ProxySettings
     /// Whom to trust with steering headers, and where callers are by their network.
     let trust: CallerTrust
+    /// The content guards, built for this configuration.
+    let guards: PreparedGuards
 
     init(generation: Int, configuration: ProximaConfiguration, environment: [String: String]) throws(InvalidConfiguration) {
         let fleet = try Fleet(configuration: configuration)
@@ -39,6 +41,7 @@ struct RoutingSnapshot: Sendable {
         self.policies = policies
         self.proxy = ProxySettings(configuration.server)
         self.trust = CallerTrust(configuration: configuration, fleet: fleet)
+        self.guards = try PreparedGuards(settings: configuration.guards)
     }
 
     /// The policy for a request: the one it names, else its model's, else its route's, else the default.

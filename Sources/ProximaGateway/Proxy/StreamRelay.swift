@@ -113,9 +113,18 @@ struct StreamRelay {
     /// Receives every event, as the upstream sent it, for the cache.
     let capture: CacheCapture?
 
-    init(callerWantsUsage: Bool, capture: CacheCapture? = nil) {
+    /// Masks the answer's text on its way (nil: the answer passes as it came).
+    private var output: OutputGuard?
+
+    init(callerWantsUsage: Bool, capture: CacheCapture? = nil, output: OutputGuard? = nil) {
         self.callerWantsUsage = callerWantsUsage
         self.capture = capture
+        self.output = output
+    }
+
+    /// Books the output guard's verdict once the stream is over.
+    mutating func finishOutput() {
+        output?.finish()
     }
 
     /// Relays until the upstream ends. Upstream failures are recorded in `upstreamFailure` (the
@@ -143,22 +152,35 @@ struct StreamRelay {
                 return
             }
             guard let event else { break }
-            let summary = ServerSentEventSummary(event: event)
-            if let reported = summary.usage { usage = reported }
-            if summary.isDone { sawDone = true }
-            if summary.hasChoices { contentEvents += 1 }
-            if summary.isError { sawErrorEvent = true }
-            capture?.append(event: event)
-            if summary.usage != nil && !callerWantsUsage {
-                if summary.isUsageOnly { continue }
-                try await writer.write(summary.removingUsage(from: event))
-            } else {
-                try await writer.write(event)
+            // The output guard masks first, so that the caller and the cache see the same answer.
+            if output != nil {
+                for masked in output!.process(event: event) where try await relay(masked, writer: &writer, sawDone: &sawDone) {
+                    return
+                }
+            } else if try await relay(event, writer: &writer, sawDone: &sawDone) {
+                return
             }
-            eventsSent += 1
-            if summary.isError { return }
         }
         if !sawDone { upstreamFailure = .truncated }
+    }
+
+    /// Sends one event on (without the usage the caller did not ask for); true when it was the
+    /// upstream's error event, which ends the stream.
+    private mutating func relay(_ event: ByteBuffer, writer: inout any ResponseBodyWriter, sawDone: inout Bool) async throws -> Bool {
+        let summary = ServerSentEventSummary(event: event)
+        if let reported = summary.usage { usage = reported }
+        if summary.isDone { sawDone = true }
+        if summary.hasChoices { contentEvents += 1 }
+        if summary.isError { sawErrorEvent = true }
+        capture?.append(event: event)
+        if summary.usage != nil && !callerWantsUsage {
+            if summary.isUsageOnly { return false }
+            try await writer.write(summary.removingUsage(from: event))
+        } else {
+            try await writer.write(event)
+        }
+        eventsSent += 1
+        return summary.isError
     }
 
     private static func describe(_ error: any Error) -> String {

@@ -31,7 +31,32 @@ extension Gateway {
         let routeRequest = try RouteStage.routeRequest(inference, model: model, hints: hints, routing: routing)
         let (snapshot, decision, _) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)
         let expected = policy.assumedOutputTokens(maxOutputTokens: inference.maxOutputTokens)
-        return jsonResponse(
-            RouteExplanation.json(decision: decision, request: routeRequest, snapshot: snapshot, expectedOutputTokens: expected))
+        var json = RouteExplanation.json(decision: decision, request: routeRequest, snapshot: snapshot, expectedOutputTokens: expected)
+        if routing.configuration.edge.enabled, json.hasSuffix("}") {
+            // The caller's class as the edge stage sees it (its policy is not applied here).
+            let edgeRequest = EdgeRequest(
+                method: request.method, authority: request.head.authority, path: request.uri.string, scheme: request.head.scheme ?? "http",
+                headers: request.headers, peer: trust.client(request.headers, peer: RequestPipeline.peerAddress(context)))
+            let now = Date().timeIntervalSince1970
+            let found = await pipeline.edge.classify(edgeRequest, identity: caller.identity, settings: routing.configuration.edge, now: now)
+            let key = found.policyKey(suspiciousScore: routing.configuration.edge.unknown.suspiciousScore)
+            let policy = routing.configuration.edge.policy(for: key, tenant: caller.identity.tenantID)
+            json.removeLast()
+            json += Self.callerJSON(found, key: key, policy: policy) + "}"
+        }
+        return jsonResponse(json)
+    }
+
+    /// The `caller` member of an explanation: class, name, reason, score and signals, and the policy
+    /// its class meets.
+    static func callerJSON(_ found: CallerClassification, key: EdgePolicyKey, policy: EdgePolicy) -> String {
+        var text = ",\"caller\":{\"class\":\(JSONScanner.quoted(found.callerClass.rawValue)),\"policy_key\":\(JSONScanner.quoted(key.rawValue))"
+        text += ",\"policy\":\(JSONScanner.quoted(policy.action.rawValue))"
+        if let perMinute = policy.requestsPerMinute { text += ",\"requests_per_minute\":\(perMinute)" }
+        if let name = found.name { text += ",\"name\":\(JSONScanner.quoted(name))" }
+        if let reason = found.reason { text += ",\"reason\":\(JSONScanner.quoted(reason))" }
+        text += ",\"score\":\(RouteExplanation.decimal(found.score, digits: 3))"
+        text += ",\"signals\":[\(found.signals.map { JSONScanner.quoted($0) }.joined(separator: ","))]}"
+        return text
     }
 }

@@ -123,8 +123,21 @@ public struct Gateway: Sendable {
         // The cache's bounds are fixed at start; whether it applies, its tiers and thresholds follow reloads.
         let cache = ResponseCache(settings: configuration.cache, metrics: metrics)
         self.cache = cache
+        // The edge's verifiers and their caches are built at start; its policies follow reloads.
+        let edge: EdgeStage
+        do {
+            edge = EdgeStage(
+                agents: SignedAgentVerifier(settings: configuration.edge.agents, client: plainClient, logger: logger),
+                crawlers: try CrawlerVerifier(settings: configuration.edge.crawlers, logger: logger),
+                unknown: UnknownCallerScorer(settings: configuration.edge.unknown), limiter: EdgeRateLimiter(), metrics: metrics)
+        } catch let error as InvalidConfiguration {
+            throw error
+        } catch {
+            throw InvalidConfiguration(problems: [.init("edge.crawlers", "\(error)")])
+        }
         self.pipeline = RequestPipeline(
-            identify: identification, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics), route: routeStage,
+            identify: identification, edge: edge, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics),
+            guards: GuardStage(metrics: metrics), route: routeStage,
             cache: CacheStage(cache: cache, route: routeStage, proxy: proxy, metrics: metrics, logger: logger),
             proxy: proxy, metrics: metrics, logger: logger)
         if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {

@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+@testable import ProximaGateway
 
 /// A small OpenAI-compatible upstream on a loopback port, for behaviour that a real engine cannot be
 /// made to show on demand: answers that fail, hang, stall or break off mid-stream. Each request's
@@ -114,6 +115,32 @@ final class FaultyUpstream: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"# + vector + "}]}")))
+        case "echo":
+            // Answers with the last message's text; a stream sends it three characters per event, so a
+            // secret in it arrives split across events.
+            let messages = (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["messages"] as? [[String: Any]]
+            let text = messages?.last?["content"] as? String ?? ""
+            if stream {
+                return sse { writer in
+                    let characters = Array(text)
+                    var start = 0
+                    while start < characters.count {
+                        let piece = String(characters[start..<min(start + 3, characters.count)])
+                        try await writer.write(
+                            ByteBuffer(
+                                string: "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                                    + JSONScanner.quoted(piece) + "}}]}\n\n"))
+                        start += 3
+                    }
+                    try await writer.write(ByteBuffer(string: Self.finishChunk + "data: [DONE]\n\n"))
+                    try await writer.finish(nil)
+                }
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: Self.plainAnswer.replacingOccurrences(of: "\"Hello!\"", with: JSONScanner.quoted(text)))))
         case "counted":
             // Every answer differs, so a test can tell an answer from the cache from a fresh one.
             let answer = "answer \(received.load(ordering: .relaxed))"
