@@ -31,6 +31,11 @@ final class CrawlerVerifier: Sendable {
         self.logger = logger
         if let catalog {
             self.catalog = catalog
+        } else if settings.operatorsFile == nil, !FileManager.default.fileExists(atPath: UserAgentCatalog.shippedDirectory + "/operators.json") {
+            // Without the shipped data (a binary copied alone) bots are still told by the library and
+            // tool markers; no crawler claim can be recognized, so none is proven.
+            logger.warning("edge.crawlers: the crawler data (data/crawlers) is not here; only generic bot markers are known")
+            self.catalog = UserAgentCatalog(crawlers: [], patterns: [])
         } else {
             do {
                 self.catalog = try UserAgentCatalog.load(directory: UserAgentCatalog.shippedDirectory, operatorsFile: settings.operatorsFile)
