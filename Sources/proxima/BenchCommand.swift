@@ -7,7 +7,7 @@ import ProximaCore
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure: load generation against any OpenAI-compatible URL, the router's decision time.",
-        subcommands: [Load.self, RouterBench.self, Overhead.self, Sweep.self, Upstream.self, CacheBench.self, CachePairs.self, CacheIndexBench.self, GuardsBench.self])
+        subcommands: [Load.self, RouterBench.self, Overhead.self, Sweep.self, Upstream.self, CacheBench.self, CachePairs.self, CacheIndexBench.self, GuardsBench.self, EdgeBench.self])
 }
 
 struct Load: AsyncParsableCommand {
