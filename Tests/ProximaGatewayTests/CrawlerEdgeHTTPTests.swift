@@ -74,7 +74,7 @@ import Glibc
         let upstream = try await FaultyUpstream.start()
         var configuration = EdgePolicyTests.configuration(upstream: upstream) { configuration in
             configuration.edge.crawlers.dnsServers = [dns.server]
-            configuration.edge.crawlers.dnsTimeoutSeconds = 1
+            configuration.edge.crawlers.dnsTimeoutSeconds = 5
         }
         configuration.edge.policies["declared_bot"] = EdgePolicy(.rateLimit, requestsPerMinute: 1)
         let gateway = try await RunningGateway.start(configuration)

@@ -19,7 +19,9 @@ import Testing
         }
     }()
 
-    static func verifier(servers: [String], timeout: Double = 0.5, rangesFile: String? = nil) throws -> CrawlerVerifier {
+    /// A real server answers in milliseconds; the deadline only bounds failures, and is generous so that
+    /// a machine loaded by other suites does not turn an answer into a timeout.
+    static func verifier(servers: [String], timeout: Double = 5, rangesFile: String? = nil) throws -> CrawlerVerifier {
         let settings = CrawlerSettings(dnsServers: servers, dnsTimeoutSeconds: timeout, rangesFile: rangesFile)
         return try CrawlerVerifier(settings: settings, logger: Logger(label: "test"), catalog: catalog)
     }
@@ -99,8 +101,8 @@ import Testing
         let started = ContinuousClock.now
         let found = await verifier.classify(userAgent: Self.googlebot, peer: Self.address("127.0.0.2"), now: 1_000)
         #expect(found == CallerClassification(.declaredBot, name: "Googlebot", reason: "dns_timeout"))
-        // A hang detector, not a speed test: the deadline is 0.2 s.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // A hang detector, not a speed test: the deadline is 0.2 s (seconds more on a loaded machine).
+        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(verifier.resolver.queriesSent == 1)
         #expect(await verifier.classify(userAgent: Self.googlebot, peer: Self.address("127.0.0.2"), now: 1_030)?.reason == "dns_timeout")
         #expect(verifier.resolver.queriesSent == 1)
