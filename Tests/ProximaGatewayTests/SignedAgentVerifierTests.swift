@@ -19,7 +19,8 @@ enum SignedAgentFixture {
 
     /// The headers that sign a POST to `path` at `authority` for the agent at `origin`.
     static func headers(
-        origin: String?, authority: String, created: Double, expires: Double, nonce: String?, signer: WebBotAuthSigner = signer
+        origin: String?, authority: String, created: Double, expires: Double, nonce: String?, signer: WebBotAuthSigner = signer,
+        path: String = path
     ) throws -> [(String, String)] {
         var fields: [(String, String)] = [("host", authority)]
         if let origin { fields.append(("signature-agent", "\"\(origin)\"")) }
@@ -236,6 +237,26 @@ enum SignedAgentFixture {
             let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
             #expect(metrics.contains(#"proxima_edge_verification_failures_total{kind="signature",reason="replayed"} 1"#))
             #expect(metrics.contains(#"proxima_edge_verification_failures_total{kind="signature",reason="expired"} 1"#))
+        }
+    }
+
+    @Test func anExplanationDoesNotUseUpASignature() async throws {
+        try await withGateway(.keys(json: SignedAgentFixture.directory, maxAge: 60)) { gateway, directory in
+            let now = Date().timeIntervalSince1970
+            // The same nonce signed for the explanation and then for the request: had the explanation
+            // remembered it, the request would be a replay.
+            let explaining = try SignedAgentFixture.headers(
+                origin: directory.origin, authority: "127.0.0.1:\(gateway.port)", created: now - 1, expires: now + 60, nonce: "explained",
+                path: "/v1/route/explain")
+            let headers = try SignedAgentFixture.headers(
+                origin: directory.origin, authority: "127.0.0.1:\(gateway.port)", created: now - 1, expires: now + 60, nonce: "explained")
+            let explained = try await TestHTTP.post(
+                gateway.baseURL + "/v1/route/explain", json: Self.question, headers: explaining + [("user-agent", "agent/1.0")])
+            #expect((explained.json?["caller"] as? [String: Any])?["class"] as? String == "signed_agent", "\(explained.body.suffix(300))")
+            let sent = try await TestHTTP.post(
+                gateway.baseURL + SignedAgentFixture.path, json: Self.question, headers: headers + [("user-agent", "agent/1.0")])
+            #expect(sent.status == 200)
+            #expect(sent.headers.first(name: "x-proxima-caller-class") == "signed_agent")
         }
     }
 

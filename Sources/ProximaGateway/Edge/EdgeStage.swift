@@ -24,12 +24,15 @@ struct EdgeStage: Sendable {
 
     static let classField = HTTPField.Name("x-proxima-caller-class")!
 
-    /// The class of the caller of `request`, identified as `identity`.
-    func classify(_ request: EdgeRequest, identity: CallerIdentity, settings: EdgeSettings, now: Double) async -> CallerClassification {
+    /// The class of the caller of `request`, identified as `identity`. A `dryRun` (an explanation)
+    /// leaves no trace: no signature is used up and no request is counted for the behavioural score.
+    func classify(
+        _ request: EdgeRequest, identity: CallerIdentity, settings: EdgeSettings, now: Double, dryRun: Bool = false
+    ) async -> CallerClassification {
         if identity.credential != .none { return CallerClassification(.authenticated) }
         let started = ContinuousClock.now
         defer { metrics.recordEdgeClassification(ContinuousClock.now - started) }
-        if settings.agents.enabled, let found = await agents.classify(request, now: now) {
+        if settings.agents.enabled, let found = await agents.classify(request, now: now, consuming: !dryRun) {
             record(found, kind: "signature")
             return found
         }
@@ -37,7 +40,7 @@ struct EdgeStage: Sendable {
             record(found, kind: "crawler")
             return found
         }
-        return unknown.classify(request, keyID: identity.keyID, now: now)
+        return unknown.classify(request, keyID: identity.keyID, now: now, counting: !dryRun)
     }
 
     private func record(_ found: CallerClassification, kind: String) {

@@ -45,7 +45,9 @@ final class SignedAgentVerifier: Sendable {
     /// nil when the request carries no signature; else `signed_agent` (name: the agent's origin),
     /// `impersonator` (a signature that fails: bad, expired, replayed, unknown key; the reason says
     /// which) or `declared_bot` with reason `directory_unavailable` when the keys could not be had.
-    func classify(_ request: EdgeRequest, now: Double) async -> CallerClassification? {
+    /// With `consuming` false (an explanation) a valid signature is checked against the replay guard
+    /// but not remembered, so the same request can still be sent.
+    func classify(_ request: EdgeRequest, now: Double, consuming: Bool = true) async -> CallerClassification? {
         guard settings.enabled,
             request.headers.contains(where: { $0.name == Self.signatureInput || $0.name == Self.signature })
         else { return nil }
@@ -86,7 +88,9 @@ final class SignedAgentVerifier: Sendable {
         } catch {
             return refused(error, name: origin.description)
         }
-        if let failure = replayGuard.remember(claim, until: profile.rememberUntil(claim), now: now) {
+        if !consuming {
+            if replayGuard.isRemembered(claim, now: now) { return refused(.replayed, name: origin.description) }
+        } else if let failure = replayGuard.remember(claim, until: profile.rememberUntil(claim), now: now) {
             return refused(failure, name: origin.description)
         }
         return CallerClassification(.signedAgent, name: origin.description)

@@ -44,8 +44,9 @@ final class UnknownCallerScorer: Sendable {
         counters = Mutex(RateCounters(limit: settings.maxTrackedAddresses, window: settings.windowSeconds))
     }
 
-    /// Class `unknown` with the score (0...1) and the signals that made it.
-    func classify(_ request: EdgeRequest, keyID: String?, now: Double) -> CallerClassification {
+    /// Class `unknown` with the score (0...1) and the signals that made it. With `counting` false (an
+    /// explanation) the request is scored as the next one would be, but not counted.
+    func classify(_ request: EdgeRequest, keyID: String?, now: Double, counting: Bool = true) -> CallerClassification {
         var score = 0.0
         var signals: [String] = []
         func add(_ name: String, _ weight: Double, _ strength: Double) {
@@ -66,8 +67,8 @@ final class UnknownCallerScorer: Sendable {
 
         let limit = Double(settings.addressRequestsPerWindow)
         let (addressCount, keyCount) = counters.withLock { counters in
-            let address = request.peer.map { counters.count(.address($0), now: now) } ?? 0
-            let key = keyID.map { counters.count(.key($0), now: now) } ?? 0
+            let address = request.peer.map { counting ? counters.count(.address($0), now: now) : counters.peek(.address($0), now: now) } ?? 0
+            let key = keyID.map { counting ? counters.count(.key($0), now: now) : counters.peek(.key($0), now: now) } ?? 0
             return (address, key)
         }
         add("address_rate", wAddressRate, Self.rateStrength(Double(addressCount), limit: limit))
@@ -123,6 +124,12 @@ struct RateCounters: ~Copyable {
         if entries.count >= limit { makeRoom(now: now) }
         entries[caller] = Entry(windowStart: now, count: 1, lastSeen: now)
         return 1
+    }
+
+    /// The requests `caller` would have in the current window with one more, without counting it.
+    func peek(_ caller: Caller, now: Double) -> Int {
+        guard let entry = entries[caller], now - entry.windowStart < window, now >= entry.windowStart else { return 1 }
+        return entry.count < Int.max ? entry.count + 1 : entry.count
     }
 
     private mutating func makeRoom(now: Double) {

@@ -38,7 +38,8 @@ extension Gateway {
                 method: request.method, authority: request.head.authority, path: request.uri.string, scheme: request.head.scheme ?? "http",
                 headers: request.headers, peer: trust.client(request.headers, peer: RequestPipeline.peerAddress(context)))
             let now = Date().timeIntervalSince1970
-            let found = await pipeline.edge.classify(edgeRequest, identity: caller.identity, settings: routing.configuration.edge, now: now)
+            let found = await pipeline.edge.classify(
+                edgeRequest, identity: caller.identity, settings: routing.configuration.edge, now: now, dryRun: true)
             let key = found.policyKey(suspiciousScore: routing.configuration.edge.unknown.suspiciousScore)
             let policy = routing.configuration.edge.policy(for: key, tenant: caller.identity.tenantID)
             json.removeLast()

@@ -81,6 +81,13 @@ public final class ReplayGuard: Sendable {
         remember(Self.fingerprint(of: claim), until: expiry, now: now)
     }
 
+    /// Whether the claim's nonce (or signature) is remembered and unexpired, without remembering it
+    /// (a dry run, such as an explanation, must not use up a signature).
+    public func isRemembered(_ claim: SignatureClaim, now: Double) -> Bool {
+        let fingerprint = Self.fingerprint(of: claim)
+        return state.withLock { state in (state.until[fingerprint]).map { $0 >= now } ?? false }
+    }
+
     func remember(_ fingerprint: Fingerprint, until expiry: Double, now: Double) -> SignatureFailure? {
         state.withLock { state in
             state.forget(before: now)
