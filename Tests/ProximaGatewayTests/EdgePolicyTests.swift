@@ -116,4 +116,30 @@ import Testing
             #expect(caller?["requests_per_minute"] as? Int == 5)
         }
     }
+
+    @Test func withAPublicTenantCallersWithoutACredentialAreClassifiedAndHeldToItsPolicies() async throws {
+        try await withGateway({
+            $0.auth = AuthSettings(mode: .keys, tenants: [TenantSettings(id: "public")])
+            $0.edge.publicTenant = "public"
+            $0.edge.tenants["public"] = ["declared_bot": .block]
+        }) { gateway, upstream in
+            let url = gateway.baseURL + "/v1/chat/completions"
+            let person = try await TestHTTP.post(url, json: Self.question, headers: Self.browser)
+            #expect(person.status == 200)
+            // Anonymous callers may not steer: the class header is for operators.
+            #expect(person.headers.first(name: "x-proxima-caller-class") == nil)
+            let script = try await TestHTTP.post(url, json: Self.question, headers: [("user-agent", "python-requests/2.32.3")])
+            #expect(script.status == 403)
+            #expect(Self.error(script)?["code"] as? String == "caller_blocked")
+            // A credential that is present but wrong is still refused as before.
+            let wrong = try await TestHTTP.post(url, json: Self.question, headers: Self.browser + [("authorization", "Bearer nonsense")])
+            #expect(wrong.status == 401)
+            #expect(upstream.received.load(ordering: .relaxed) == 1)
+        }
+        // Without a public tenant, no credential is a 401.
+        try await withGateway({ $0.auth = AuthSettings(mode: .keys, tenants: [TenantSettings(id: "public")]) }) { gateway, _ in
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.question, headers: Self.browser)
+            #expect(reply.status == 401)
+        }
+    }
 }

@@ -360,10 +360,14 @@ public struct EdgeSettings: Codable, Sendable, Equatable {
     public var policies: [String: EdgePolicy]
     /// Per tenant, policies that replace the defaults above for the classes they name.
     public var tenants: [String: [String: EdgePolicy]]
+    /// When authentication is required, requests with no credential at all are not refused with 401
+    /// but served as the anonymous principal of this tenant (which must exist), classified, and held
+    /// to this tenant's edge policies and limits. A malformed or invalid credential is still a 401.
+    public var publicTenant: String?
 
     public init(
         enabled: Bool = true, agents: SignedAgentSettings = .init(), crawlers: CrawlerSettings = .init(), unknown: UnknownCallerSettings = .init(),
-        policies: [String: EdgePolicy] = [:], tenants: [String: [String: EdgePolicy]] = [:]
+        policies: [String: EdgePolicy] = [:], tenants: [String: [String: EdgePolicy]] = [:], publicTenant: String? = nil
     ) {
         self.enabled = enabled
         self.agents = agents
@@ -371,9 +375,12 @@ public struct EdgeSettings: Codable, Sendable, Equatable {
         self.unknown = unknown
         self.policies = policies
         self.tenants = tenants
+        self.publicTenant = publicTenant
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case enabled, agents, crawlers, unknown, policies, tenants }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case enabled, agents, crawlers, unknown, policies, tenants, publicTenant = "public_tenant"
+    }
 
     public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(in: decoder, known: CodingKeys.self)
@@ -384,6 +391,7 @@ public struct EdgeSettings: Codable, Sendable, Equatable {
         unknown = try c.decodeIfPresent(UnknownCallerSettings.self, forKey: .unknown) ?? .init()
         policies = try c.decodeIfPresent([String: EdgePolicy].self, forKey: .policies) ?? [:]
         tenants = try c.decodeIfPresent([String: [String: EdgePolicy]].self, forKey: .tenants) ?? [:]
+        publicTenant = try c.decodeIfPresent(String.self, forKey: .publicTenant)
     }
 
     /// The policy for `key` in `tenant`: the tenant's, else the default table's, else the built-in
@@ -405,6 +413,9 @@ public struct EdgeSettings: Codable, Sendable, Equatable {
                 }
                 problems += policy.problems(at: "\(tablePath).\(name)")
             }
+        }
+        if let publicTenant, !IdentityName.isValid(publicTenant) {
+            problems.append(.init("\(path).public_tenant", IdentityName.rule(publicTenant)))
         }
         checkTable(policies, at: "\(path).policies")
         for (tenant, table) in tenants.sorted(by: { $0.key < $1.key }) {

@@ -7,6 +7,9 @@ public struct CallerIdentity: Sendable, Equatable {
         case none
         case apiKey = "api_key"
         case jwt
+        /// No credential, where one is required: admitted into `edge.public_tenant`, where the
+        /// edge's policies for its class decide what it may do. It may not steer.
+        case anonymous
     }
 
     public var tenantID: String
@@ -43,6 +46,8 @@ public struct CallerIdentity: Sendable, Equatable {
 
     public var mayUseAdmin: Bool { roles.contains(Role.admin) }
     public var maySteer: Bool { roles.contains(Role.steering) || credential == .none }
+    /// A key or a JWT proved who is calling.
+    public var isAuthenticated: Bool { credential == .apiKey || credential == .jwt }
 }
 
 extension ScopeLimits {

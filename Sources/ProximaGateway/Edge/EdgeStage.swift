@@ -29,7 +29,7 @@ struct EdgeStage: Sendable {
     func classify(
         _ request: EdgeRequest, identity: CallerIdentity, settings: EdgeSettings, now: Double, dryRun: Bool = false
     ) async -> CallerClassification {
-        if identity.credential != .none { return CallerClassification(.authenticated) }
+        if identity.isAuthenticated { return CallerClassification(.authenticated) }
         let started = ContinuousClock.now
         defer { metrics.recordEdgeClassification(ContinuousClock.now - started) }
         if settings.agents.enabled, let found = await agents.classify(request, now: now, consuming: !dryRun) {

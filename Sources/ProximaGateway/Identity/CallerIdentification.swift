@@ -23,14 +23,22 @@ struct CallerIdentification: Sendable {
 
     /// Identifies the caller of a request whose peer is `peer`; `now` is Unix seconds.
     func identify(_ headers: HTTPFields, peer: IPAddress?, trust: CallerTrust, at now: Double) throws(GatewayError) -> Caller {
-        let identity = try identity(headers, mode: trust.mode, at: now)
+        let identity = try identity(headers, mode: trust.mode, publicTenant: trust.publicTenant, at: now)
         return Caller(identity: identity, hints: trust.hints(headers, peer: peer, identity: identity, metrics: metrics))
     }
 
-    /// The caller's identity alone.
-    func identity(_ headers: HTTPFields, mode: AuthMode, at now: Double) throws(GatewayError) -> CallerIdentity {
+    /// The caller's identity alone. With a `publicTenant` (`edge.public_tenant`), a request without
+    /// any `Authorization` field is that tenant's anonymous principal rather than a 401.
+    func identity(_ headers: HTTPFields, mode: AuthMode, publicTenant: String? = nil, at now: Double) throws(GatewayError) -> CallerIdentity {
         let index = directory.index
         guard mode.isRequired else { return index.anonymous }
+        if let publicTenant, headers[.authorization] == nil {
+            guard let identity = index.identity(tenantID: publicTenant, principalID: "anonymous", roles: [], credential: .anonymous) else {
+                metrics.recordRefusal(stage: "identify", reason: "credentials")
+                throw .unauthorized()
+            }
+            return identity
+        }
         guard let token = BearerCredential.token(in: headers), let identity = identity(token: token, mode: mode, index: index, at: now)
         else {
             metrics.recordRefusal(stage: "identify", reason: "credentials")
@@ -60,11 +68,14 @@ struct CallerIdentification: Sendable {
 /// mode, the trusted proxy networks and the network-to-location table.
 struct CallerTrust: Sendable {
     let mode: AuthMode
+    /// `edge.public_tenant` when the edge is on.
+    let publicTenant: String?
     let trustedProxies: [IPNetwork]
     let networks: [(network: IPNetwork, location: Coordinates)]
 
     init(configuration: ProximaConfiguration, fleet: Fleet) {
         mode = configuration.auth.mode
+        publicTenant = configuration.edge.enabled ? configuration.edge.publicTenant : nil
         trustedProxies = configuration.auth.trustedProxyNetworks
         networks = configuration.routing.networks.compactMap { entry in
             guard let network = try? IPNetwork(parsing: entry.network) else { return nil }

@@ -170,12 +170,14 @@ public struct Gateway: Sendable {
         }
         router.get("/v1/models") { request, _ in
             let snapshot = state.snapshot
-            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
+            let identity = try identification.identity(
+                request.headers, mode: snapshot.trust.mode, publicTenant: snapshot.trust.publicTenant, at: Date().timeIntervalSince1970)
             return modelList(snapshot.fleet.models.filter { identity.models.allows($0.name) })
         }
         router.get("/v1/models/{id}") { request, context in
             let snapshot = state.snapshot
-            let identity = try identification.identity(request.headers, mode: snapshot.trust.mode, at: Date().timeIntervalSince1970)
+            let identity = try identification.identity(
+                request.headers, mode: snapshot.trust.mode, publicTenant: snapshot.trust.publicTenant, at: Date().timeIntervalSince1970)
             let id = context.parameters.get("id") ?? ""
             guard let model = snapshot.fleet.model(named: id) else { throw GatewayError.modelNotFound(id) }
             guard identity.models.allows(id) || identity.models.allows(model.name) else { throw GatewayError.modelNotAllowed(id) }
