@@ -125,17 +125,7 @@ struct GuardStage: Sendable {
             throw refusal
         }
         guard !edits.isEmpty else { return Screened(inference: inference, outputGuard: outputGuard) }
-        var body = ByteBuffer()
-        body.reserveCapacity(inference.body.readableBytes + edits.reduce(0) { $0 + $1.replacement.utf8.count })
-        inference.body.withUnsafeReadableBytes { bytes in
-            var position = 0
-            for edit in edits.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
-                body.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[position..<edit.range.lowerBound]))
-                body.writeString(edit.replacement)
-                position = edit.range.upperBound
-            }
-            body.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[position..<bytes.count]))
-        }
+        let body = inference.body.splicing(edits)
         var rewritten = try InferenceRequest(operation: inference.operation, body: body)
         if let cap = maxTokensCap { rewritten.limitOutput(to: cap) }
         return Screened(inference: rewritten, outputGuard: outputGuard)

@@ -49,7 +49,7 @@ struct OutputGuard: Sendable {
             }
         }
         book()
-        return Self.splice(body, edits: edits)
+        return body.splicing(edits)
     }
 
     // MARK: streams
@@ -89,7 +89,7 @@ struct OutputGuard: Sendable {
                 }
             }
         }
-        return [Self.splice(event, edits: edits)]
+        return [event.splicing(edits)]
     }
 
     /// The stream ended (complete or not): the verdict is booked. Text still held back is dropped
@@ -164,12 +164,16 @@ struct OutputGuard: Sendable {
         }
         return found
     }
+}
 
-    private static func splice(_ buffer: ByteBuffer, edits: [(range: Range<Int>, replacement: String)]) -> ByteBuffer {
-        guard !edits.isEmpty else { return buffer }
+extension ByteBuffer {
+    /// These bytes with each edit's range (offsets from the reader index, not overlapping) replaced by
+    /// its text; the buffer itself when there is none.
+    func splicing(_ edits: [(range: Range<Int>, replacement: String)]) -> ByteBuffer {
+        guard !edits.isEmpty else { return self }
         var output = ByteBuffer()
-        output.reserveCapacity(buffer.readableBytes + 64)
-        buffer.withUnsafeReadableBytes { bytes in
+        output.reserveCapacity(readableBytes + edits.reduce(0) { $0 + $1.replacement.utf8.count })
+        withUnsafeReadableBytes { bytes in
             var position = 0
             for edit in edits.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
                 output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[position..<edit.range.lowerBound]))
