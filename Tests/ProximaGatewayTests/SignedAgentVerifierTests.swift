@@ -240,6 +240,27 @@ enum SignedAgentFixture {
         }
     }
 
+    @Test func mutatedSignatureHeadersAndUserAgentsOverHTTPGetAPromptAnswer() async throws {
+        try await withGateway(.keys(json: SignedAgentFixture.directory, maxAge: 60)) { gateway, directory in
+            let now = Date().timeIntervalSince1970
+            let valid = try SignedAgentFixture.headers(
+                origin: directory.origin, authority: "127.0.0.1:\(gateway.port)", created: now - 1, expires: now + 60, nonce: "seed")
+                + [("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")]
+            var random = SplitMix64(seed: 9421)
+            for round in 0..<150 {
+                // One header mutated per request, kept to bytes a header value may hold.
+                var headers = valid
+                let target = round % headers.count
+                let mutated = Fuzzing.mutate(Array(headers[target].1.utf8), using: &random).map { $0 < 0x20 || $0 > 0x7E ? UInt8(ascii: "?") : $0 }
+                headers[target].1 = String(decoding: mutated, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                let started = ContinuousClock.now
+                let reply = try await TestHTTP.post(gateway.baseURL + SignedAgentFixture.path, json: Self.question, headers: headers)
+                #expect([200, 403, 429].contains(reply.status), "\(headers[target]) -> \(reply.status)")
+                #expect(ContinuousClock.now - started < .seconds(5))
+            }
+        }
+    }
+
     @Test func anExplanationDoesNotUseUpASignature() async throws {
         try await withGateway(.keys(json: SignedAgentFixture.directory, maxAge: 60)) { gateway, directory in
             let now = Date().timeIntervalSince1970
