@@ -9,8 +9,15 @@ enum EncodedBlobs {
     static func scan(_ text: UnsafeBufferPointer<UInt8>, _ found: ([UInt8], Range<Int>) -> Void) {
         let count = text.count
         var index = 0
+        let classes = ByteClass.table
         while index < count {
             let byte = text[index]
+            let bits = classes[Int(byte)]
+            // Nothing starts at a byte outside the alphabets: one table read a byte.
+            if bits & ByteClass.base64 == 0 && byte != 0x5C {
+                index += 1
+                continue
+            }
             // Binary octets: 01001001 01100111 ...
             if byte == 0x30 || byte == 0x31, index == 0 || !isAlnum(text[index - 1]) {
                 var cursor = index
@@ -36,12 +43,19 @@ enum EncodedBlobs {
                     continue
                 }
             }
-            if isBase64(byte) || (byte == 0x5C && index + 1 < count && text[index + 1] == 0x75) {
+            if bits & ByteClass.base64 != 0 || (byte == 0x5C && index + 1 < count && text[index + 1] == 0x75) {
                 var end = index
                 var hasPercent = false
-                while end < count, isBase64(text[end]) || text[end] == 0x25 || (text[end] == 0x5C && end + 1 < count && text[end + 1] == 0x75) {
-                    if text[end] == 0x25 { hasPercent = true }
-                    end += text[end] == 0x5C ? 2 : 1
+                while end < count {
+                    let b = text[end]
+                    if classes[Int(b)] & ByteClass.blobRun != 0 {
+                        if b == 0x25 { hasPercent = true }
+                        end += 1
+                    } else if b == 0x5C && end + 1 < count && text[end + 1] == 0x75 {
+                        end += 2
+                    } else {
+                        break
+                    }
                 }
                 end = min(end, count)
                 if end - index >= minimumLength {

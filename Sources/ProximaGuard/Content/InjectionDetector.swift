@@ -144,22 +144,26 @@ public struct InjectionDetector: Sendable {
 }
 
 /// The keyword trie: words to concept masks. Built once (`shared`) into buffers that live as long as
-/// the process, read without bounds checks on the hot path.
+/// the process, read without bounds checks on the hot path. The first two bytes of a word index a
+/// dense table (most words leave the trie there); deeper nodes keep sorted edge lists. Each node holds
+/// the masks of every stem along its path, so a lookup ORs nothing on the way down.
 struct Lexicon: @unchecked Sendable {
-    struct Node {
-        var exact = ConceptMask()
-        var prefix = ConceptMask()
-        var edgeStart: Int32 = 0
-        var edgeCount: Int32 = 0
-    }
-
-    var nodes: [Node] = []
-    var edgeBytes: [UInt8] = []
-    var edgeTargets: [Int32] = []
-    /// The root's children by byte (-1: none).
-    var root = [Int32](repeating: -1, count: 256)
-
     static let shared = Lexicon(InjectionLexicon.entries)
+
+    /// Per node: the stems along its path (itself included), and the word ending here.
+    let pathMask: UnsafeBufferPointer<ConceptMask>
+    let exactMask: UnsafeBufferPointer<ConceptMask>
+    /// Per node: the stems ending exactly here.
+    let prefixMask: UnsafeBufferPointer<ConceptMask>
+    /// Per node: its first edge and how many.
+    let edgeStart: UnsafeBufferPointer<Int32>
+    let edgeCount: UnsafeBufferPointer<Int32>
+    let edgeByteTable: UnsafeBufferPointer<UInt8>
+    let edgeTargetTable: UnsafeBufferPointer<Int32>
+    /// The root's children by byte (-1: none).
+    let rootTable: UnsafeBufferPointer<Int32>
+    /// The node after two bytes, by `first << 8 | second` (-1: none).
+    let pairTable: UnsafeBufferPointer<Int32>
 
     init(_ entries: [(String, UInt64, UInt64)]) {
         // Build with dictionaries, then flatten.
@@ -185,26 +189,36 @@ struct Lexicon: @unchecked Sendable {
                 if isPrefix { prefix[node] = prefix[node] | mask } else { exact[node] = exact[node] | mask }
             }
         }
+        var path = prefix
+        var starts: [Int32] = [], counts: [Int32] = [], edgeBytes: [UInt8] = [], edgeTargets: [Int32] = []
         for index in 0..<children.count {
-            var node = Node(exact: exact[index], prefix: prefix[index], edgeStart: Int32(edgeBytes.count), edgeCount: 0)
+            starts.append(Int32(edgeBytes.count))
+            counts.append(Int32(children[index].count))
             for (byte, target) in children[index].sorted(by: { $0.key < $1.key }) {
                 edgeBytes.append(byte)
                 edgeTargets.append(Int32(target))
-                node.edgeCount += 1
             }
-            nodes.append(node)
         }
-        for (byte, target) in children[0] { root[Int(byte)] = Int32(target) }
-        nodeTable = Self.freeze(nodes)
+        // Children are created after their parents: one pass in creation order accumulates the stems.
+        for index in 0..<children.count {
+            for (_, target) in children[index] { path[target] = path[target] | path[index] }
+        }
+        var root = [Int32](repeating: -1, count: 256)
+        var pairs = [Int32](repeating: -1, count: 65_536)
+        for (first, node) in children[0] {
+            root[Int(first)] = Int32(node)
+            for (second, next) in children[node] { pairs[Int(first) << 8 | Int(second)] = Int32(next) }
+        }
+        pathMask = Self.freeze(path)
+        exactMask = Self.freeze(exact)
+        prefixMask = Self.freeze(prefix)
+        edgeStart = Self.freeze(starts)
+        edgeCount = Self.freeze(counts)
         edgeByteTable = Self.freeze(edgeBytes)
         edgeTargetTable = Self.freeze(edgeTargets)
         rootTable = Self.freeze(root)
+        pairTable = Self.freeze(pairs)
     }
-
-    let nodeTable: UnsafeBufferPointer<Node>
-    let edgeByteTable: UnsafeBufferPointer<UInt8>
-    let edgeTargetTable: UnsafeBufferPointer<Int32>
-    let rootTable: UnsafeBufferPointer<Int32>
 
     static func freeze<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
         let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
@@ -215,8 +229,8 @@ struct Lexicon: @unchecked Sendable {
     @inline(__always)
     func child(_ node: Int, _ byte: UInt8) -> Int {
         if node == 0 { return Int(rootTable[Int(byte)]) }
-        var index = Int(nodeTable[node].edgeStart)
-        let end = index + Int(nodeTable[node].edgeCount)
+        var index = Int(edgeStart[node])
+        let end = index + Int(edgeCount[node])
         while index < end {
             let candidate = edgeByteTable[index]
             if candidate == byte { return Int(edgeTargetTable[index]) }
@@ -227,15 +241,23 @@ struct Lexicon: @unchecked Sendable {
     }
 
     /// The concepts of a whole word: every stem it starts with, and the word itself.
+    @inline(__always)
     func lookup(_ word: UnsafeBufferPointer<UInt8>) -> ConceptMask {
-        var node = 0
-        var mask = ConceptMask()
-        for byte in word {
-            node = child(node, byte)
-            if node < 0 { return mask }
-            mask = mask | nodeTable[node].prefix
+        let count = word.count
+        if count == 0 { return exactMask[0] }
+        let first = Int(rootTable[Int(word[0])])
+        if first < 0 { return ConceptMask() }
+        if count == 1 { return pathMask[first] | exactMask[first] }
+        var node = Int(pairTable[Int(word[0]) << 8 | Int(word[1])])
+        if node < 0 { return pathMask[first] }
+        var index = 2
+        while index < count {
+            let next = child(node, word[index])
+            if next < 0 { return pathMask[node] }
+            node = next
+            index += 1
         }
-        return mask | nodeTable[node].exact
+        return pathMask[node] | exactMask[node]
     }
 
     /// Entries found starting at `start` of a CJK run (every terminal along the way), as (end, mask).
@@ -246,7 +268,7 @@ struct Lexicon: @unchecked Sendable {
             node = child(node, text[index])
             if node < 0 { return }
             index += 1
-            let mask = nodeTable[node].prefix | nodeTable[node].exact
+            let mask = prefixMask[node] | exactMask[node]
             if !mask.isEmpty, index == limit || text[index] & 0xC0 != 0x80 { found(index, mask) }
         }
     }
@@ -255,7 +277,7 @@ struct Lexicon: @unchecked Sendable {
 /// Splits normalized text into words and maps them to concepts.
 enum Tokenizer {
     @inline(__always) static func isWordByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F || byte >= 0x80
+        ByteClass.table[Int(byte)] & ByteClass.word != 0
     }
 
     /// CJK scripts (no spaces between words): matched per position.
@@ -294,9 +316,10 @@ enum Tokenizer {
             }
             letterCount = 0
         }
+        let classes = ByteClass.table
         while index < count {
             let byte = norm[index]
-            if isWordByte(byte) {
+            if classes[Int(byte)] & ByteClass.word != 0 {
                 if byte >= 0x80 {
                     let (scalar, length) = UTF8Scan.decode(norm, at: index)
                     if let scalar, isCJK(scalar) {
@@ -331,25 +354,30 @@ enum Tokenizer {
                     }
                 }
                 let start = index
-                var hasDigit = false
-                var hasLetter = false
+                var seen: UInt16 = 0
+                var nonASCII = false
                 var underscore = -1
                 var lastUnderscore = -1
-                while index < count, isWordByte(norm[index]) {
+                while index < count {
                     let b = norm[index]
+                    let bits = classes[Int(b)]
+                    if bits & ByteClass.word == 0 { break }
                     if b >= 0x80 {
                         let (scalar, length) = UTF8Scan.decode(norm, at: index)
                         if let scalar, isCJK(scalar) || (scalar >= 0x3000 && scalar <= 0x303F) || (scalar >= 0x2000 && scalar <= 0x206F) { break }
                         index += length
-                        hasLetter = true
+                        nonASCII = true
                         continue
                     }
-                    if b >= 0x30 && b <= 0x39 { hasDigit = true } else if b == 0x5F {
+                    seen |= bits
+                    if b == 0x5F {
                         if underscore < 0 { underscore = index }
                         lastUnderscore = index
-                    } else { hasLetter = true }
+                    }
                     index += 1
                 }
+                let hasDigit = seen & ByteClass.digit != 0
+                let hasLetter = nonASCII || seen & ByteClass.lower != 0
                 let end = index
                 if end == start { index += 1; continue }
                 let bytes = UnsafeBufferPointer(rebasing: norm[start..<end])
@@ -517,7 +545,13 @@ enum Structure {
         let count = norm.count
         var index = 0
         var lineStart = true
+        let classes = ByteClass.table
         while index < count {
+            // Only line starts and `\n < [ !` matter: skip everything else with one table read a byte.
+            if !lineStart {
+                while index < count, classes[Int(norm[index])] & ByteClass.layout == 0 { index += 1 }
+                if index == count { break }
+            }
             let byte = norm[index]
             if lineStart {
                 lineStart = false
@@ -529,7 +563,9 @@ enum Structure {
                     skipped += 1
                 }
                 let first: UInt8 = cursor < count ? norm[cursor] : 0
-                for (word, weight) in roleWords where word[0] == first && cursor + word.count <= count {
+                // Role words start with s, a, d or i.
+                let roleInitial = first == 0x73 || first == 0x61 || first == 0x64 || first == 0x69
+                for (word, weight) in roleWords where roleInitial && word[0] == first && cursor + word.count <= count {
                     var same = true
                     for (offset, expected) in word.enumerated() where norm[cursor + offset] != expected { same = false; break }
                     guard same else { continue }

@@ -39,9 +39,33 @@ struct NormalizedText {
                     from[n] = Int32(truncatingIfNeeded: at)
                     n += 1
                 }
+                let classes = ByteClass.table
+                let lowered = ByteClass.lowered
                 while index < count {
                     let start = index
                     let lead = text[index]
+                    // Fast path: printable ASCII is copied (A-Z lowered) and a single space kept, one table
+                    // read per byte; everything else goes the long way below.
+                    if classes[Int(lead)] & ByteClass.plain != 0 {
+                        out[n] = lowered[Int(lead)]
+                        from[n] = Int32(truncatingIfNeeded: index)
+                        n += 1
+                        index += 1
+                        lastWasSpace = false
+                        inFlag = false
+                        continue
+                    }
+                    if lead == 0x20 {
+                        if !lastWasSpace {
+                            out[n] = 0x20
+                            from[n] = Int32(truncatingIfNeeded: index)
+                            n += 1
+                        }
+                        index += 1
+                        lastWasSpace = true
+                        inFlag = false
+                        continue
+                    }
                     if lead < 0x80 {
                         index += 1
                         inFlag = false

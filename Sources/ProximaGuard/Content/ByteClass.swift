@@ -1,0 +1,59 @@
+/// What each byte is to the guards' scanners, in one 256-entry table: a table read instead of chains
+/// of comparisons on every byte of every prompt (docs/security.md, "Cost"). Read through a local copy
+/// of `table` (a pointer into memory that lives as long as the process).
+enum ByteClass {
+    /// a-z
+    static let lower: UInt16 = 1 << 0
+    /// A-Z
+    static let upper: UInt16 = 1 << 1
+    /// 0-9
+    static let digit: UInt16 = 1 << 2
+    /// A word byte of normalized text: a-z, 0-9, `_` and every byte of a non-ASCII character.
+    static let word: UInt16 = 1 << 3
+    /// Base64 and base64url alphabet with padding: alphanumerics, `+ / = - _`.
+    static let base64: UInt16 = 1 << 4
+    /// Extends a blob run: the base64 alphabet and `%`.
+    static let blobRun: UInt16 = 1 << 5
+    /// ASCII the normalizer copies as it is (after lowering A-Z): printable, no space.
+    static let plain: UInt16 = 1 << 6
+    /// Where the layout scan must look: newline, `<`, `[`, `!`.
+    static let layout: UInt16 = 1 << 7
+    /// Where a secret or personal-data entity can start or be anchored: alphanumerics, `@ - + ( :`.
+    static let entityStart: UInt16 = 1 << 8
+    /// First bytes of provider keys and tokens: `A g s r p x h e`.
+    static let tokenStart: UInt16 = 1 << 9
+    /// Hex digits.
+    static let hex: UInt16 = 1 << 10
+    /// Bytes of a phone number's run: digits, space, `- . ( ) +`.
+    static let phoneRun: UInt16 = 1 << 11
+    static let alnum: UInt16 = lower | upper | digit
+
+    nonisolated(unsafe) static let table: UnsafePointer<UInt16> = {
+        let table = UnsafeMutablePointer<UInt16>.allocate(capacity: 256)
+        for value in 0..<256 {
+            let byte = UInt8(value)
+            var bits: UInt16 = 0
+            if byte >= 0x61 && byte <= 0x7A { bits |= lower }
+            if byte >= 0x41 && byte <= 0x5A { bits |= upper }
+            if byte >= 0x30 && byte <= 0x39 { bits |= digit | phoneRun }
+            if bits & (lower | digit) != 0 || byte == 0x5F || byte >= 0x80 { bits |= word }
+            if bits & alnum != 0 || byte == 0x2B || byte == 0x2F || byte == 0x3D || byte == 0x2D || byte == 0x5F { bits |= base64 | blobRun }
+            if byte == 0x25 { bits |= blobRun }
+            if byte > 0x20 && byte < 0x7F { bits |= plain }
+            if byte == 0x0A || byte == 0x3C || byte == 0x5B || byte == 0x21 { bits |= layout }
+            if bits & alnum != 0 || byte == 0x40 || byte == 0x2D || byte == 0x2B || byte == 0x28 || byte == 0x3A { bits |= entityStart }
+            if Array("Agsrpxhe".utf8).contains(byte) { bits |= tokenStart }
+            if bits & digit != 0 || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66) { bits |= hex }
+            if byte == 0x20 || byte == 0x2D || byte == 0x2E || byte == 0x28 || byte == 0x29 || byte == 0x2B { bits |= phoneRun }
+            table[value] = bits
+        }
+        return UnsafePointer(table)
+    }()
+
+    /// Lowercase ASCII letters, every other byte unchanged.
+    nonisolated(unsafe) static let lowered: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for value in 0..<256 { table[value] = value >= 0x41 && value <= 0x5A ? UInt8(value | 0x20) : UInt8(value) }
+        return UnsafePointer(table)
+    }()
+}
