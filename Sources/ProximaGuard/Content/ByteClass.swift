@@ -26,6 +26,9 @@ enum ByteClass {
     static let hex: UInt16 = 1 << 10
     /// Bytes of a phone number's run: digits, space, `- . ( ) +`.
     static let phoneRun: UInt16 = 1 << 11
+    /// What a secret or personal-data entity needs somewhere in its first word or right after it:
+    /// digits, A-Z and `_ - @ + ( :`. A run of lowercase words and other punctuation holds no entity.
+    static let entityAnchor: UInt16 = 1 << 12
     static let alnum: UInt16 = lower | upper | digit
 
     nonisolated(unsafe) static let table: UnsafePointer<UInt16> = {
@@ -45,6 +48,7 @@ enum ByteClass {
             if Array("Agsrpxhe".utf8).contains(byte) { bits |= tokenStart }
             if bits & digit != 0 || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66) { bits |= hex }
             if byte == 0x20 || byte == 0x2D || byte == 0x2E || byte == 0x28 || byte == 0x29 || byte == 0x2B { bits |= phoneRun }
+            if bits & (upper | digit) != 0 || Array("_-@+(:".utf8).contains(byte) { bits |= entityAnchor }
             table[value] = bits
         }
         return UnsafePointer(table)

@@ -298,32 +298,19 @@ enum Tokenizer {
         var index = 0
         let count = norm.count
         // A run of single letters separated by single spaces ("i g n o r e").
-        var letters: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var letterCount = 0
-        var letterStart = 0
-        var letterEnd = 0
-        var letterLastWord: Int32 = 0
-        func flushLetters() {
-            if letterCount >= 4 {
-                withUnsafeBytes(of: &letters) { raw in
-                    let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<min(letterCount, 32)])
-                    let mask = lexicon.lookup(bytes)
-                    if !mask.isEmpty {
-                        tokens.append(Token(mask: mask, word: letterLastWord, sentence: sentence, start: Int32(letterStart), end: Int32(letterEnd)))
-                        spaced = true
-                    }
-                }
-            }
-            letterCount = 0
-        }
+        var letters = SpacedLetters()
         let classes = ByteClass.table
         while index < count {
             let byte = norm[index]
+            if byte == 0x20 {
+                index += 1
+                continue
+            }
             if classes[Int(byte)] & ByteClass.word != 0 {
                 if byte >= 0x80 {
                     let (scalar, length) = UTF8Scan.decode(norm, at: index)
                     if let scalar, isCJK(scalar) {
-                        flushLetters()
+                        if letters.count > 0 { letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced) }
                         var runEnd = index
                         while runEnd < count, norm[runEnd] >= 0x80 {
                             let (s, l) = UTF8Scan.decode(norm, at: runEnd)
@@ -406,16 +393,12 @@ enum Tokenizer {
                 }
                 // Spaced letters.
                 if end - start == 1, hasLetter, !hasDigit, norm[start] < 0x80 {
-                    if letterCount == 0 { letterStart = start }
-                    letterLastWord = word
-                    if letterCount < 32 {
-                        withUnsafeMutableBytes(of: &letters) { $0[letterCount] = norm[start] }
+                    letters.add(norm[start], start: start, end: end, word: word)
+                    if !(index + 1 < count && norm[index] == 0x20 && isWordByte(norm[index + 1])) {
+                        letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced)
                     }
-                    letterCount += 1
-                    letterEnd = end
-                    if !(index + 1 < count && norm[index] == 0x20 && isWordByte(norm[index + 1])) { flushLetters() }
-                } else if letterCount > 0 {
-                    flushLetters()
+                } else if letters.count > 0 {
+                    letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced)
                 }
                 word += 1
                 continue
@@ -443,8 +426,40 @@ enum Tokenizer {
             }
             index += 1
         }
-        flushLetters()
+        if letters.count > 0 { letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced) }
         return tokens
+    }
+
+    /// Single letters separated by single spaces, looked up as one word when the run ends.
+    struct SpacedLetters {
+        var letters: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var count = 0
+        var start = 0
+        var end = 0
+        var lastWord: Int32 = 0
+
+        @inline(__always)
+        mutating func add(_ letter: UInt8, start: Int, end: Int, word: Int32) {
+            if count == 0 { self.start = start }
+            lastWord = word
+            if count < 32 { withUnsafeMutableBytes(of: &letters) { $0[count] = letter } }
+            count += 1
+            self.end = end
+        }
+
+        mutating func flush(into tokens: inout [InjectionDetector.Token], sentence: Int32, lexicon: Lexicon, spaced: inout Bool) {
+            if count >= 4 {
+                let length = min(count, 32)
+                let mask = withUnsafeBytes(of: &letters) { raw in
+                    lexicon.lookup(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<length]))
+                }
+                if !mask.isEmpty {
+                    tokens.append(InjectionDetector.Token(mask: mask, word: lastWord, sentence: sentence, start: Int32(start), end: Int32(end)))
+                    spaced = true
+                }
+            }
+            count = 0
+        }
     }
 
     static func leetLookup(_ word: UnsafeBufferPointer<UInt8>, _ lexicon: Lexicon) -> ConceptMask {

@@ -208,9 +208,16 @@ struct Scanner {
         var index = 0
         let classes = ByteClass.table
         while index < count {
+            // Every entity holds an anchor byte (a digit, A-Z, `_ - @ + ( :`) in its first word or right
+            // after it. Lowercase words and other punctuation are crossed one table read a byte; at an
+            // anchor, the scan resumes at the start of the word before it, as if it had read every byte
+            // (nothing in between can start an entity: lowercase words followed by no anchor never do).
+            let from = index
+            while index < count, classes[Int(bytes[index])] & ByteClass.entityAnchor == 0 { index += 1 }
+            if index == count { break }
+            while index > from, Self.isAlnum(bytes[index - 1]) { index -= 1 }
             let byte = bytes[index]
             let bits = classes[Int(byte)]
-            // Nothing starts at, or is anchored by, any other byte: one table read a byte.
             if bits & ByteClass.entityStart == 0 {
                 index += 1
                 continue

@@ -46,23 +46,33 @@ struct NormalizedText {
                     let lead = text[index]
                     // Fast path: printable ASCII is copied (A-Z lowered) and a single space kept, one table
                     // read per byte; everything else goes the long way below.
-                    if classes[Int(lead)] & ByteClass.plain != 0 {
-                        out[n] = lowered[Int(lead)]
-                        from[n] = Int32(truncatingIfNeeded: index)
-                        n += 1
-                        index += 1
-                        lastWasSpace = false
-                        inFlag = false
-                        continue
-                    }
-                    if lead == 0x20 {
-                        if !lastWasSpace {
-                            out[n] = 0x20
-                            from[n] = Int32(truncatingIfNeeded: index)
-                            n += 1
+                    // (Locals in the loop: `n` is shared with `emit` and would be read from memory.)
+                    if classes[Int(lead)] & ByteClass.plain != 0 || lead == 0x20 {
+                        var m = n
+                        var at = index
+                        var space = lastWasSpace
+                        while at < count {
+                            let byte = text[at]
+                            if classes[Int(byte)] & ByteClass.plain != 0 {
+                                out[m] = lowered[Int(byte)]
+                                from[m] = Int32(truncatingIfNeeded: at)
+                                m += 1
+                                space = false
+                            } else if byte == 0x20 {
+                                if !space {
+                                    out[m] = 0x20
+                                    from[m] = Int32(truncatingIfNeeded: at)
+                                    m += 1
+                                }
+                                space = true
+                            } else {
+                                break
+                            }
+                            at += 1
                         }
-                        index += 1
-                        lastWasSpace = true
+                        n = m
+                        index = at
+                        lastWasSpace = space
                         inFlag = false
                         continue
                     }
