@@ -61,3 +61,41 @@ enum ByteClass {
         return UnsafePointer(table)
     }()
 }
+
+/// Eight bytes at a time in a `UInt64` (little-endian loads: byte i is bits 8i..8i+7). Each function
+/// returns 0x80 in the byte lanes that qualify. Lanes at or above 0x80 never qualify, and carries
+/// cannot cross lanes for the ASCII lanes that matter.
+enum SWAR {
+    static let high: UInt64 = 0x8080_8080_8080_8080
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+
+    /// a-z.
+    @inline(__always) static func lowercaseLetters(_ x: UInt64) -> UInt64 {
+        let ascii = ~x & high
+        let seven = x & ~high
+        // seven + (0x80 - 0x61) has its high bit set from 0x61 on; seven + (0x80 - 0x7B) from 0x7B on.
+        return ascii & (seven &+ ones &* 0x1F) & ~(seven &+ ones &* 0x05)
+    }
+
+    /// A-Z.
+    @inline(__always) static func uppercaseLetters(_ x: UInt64) -> UInt64 {
+        let ascii = ~x & high
+        let seven = x & ~high
+        return ascii & (seven &+ ones &* 0x3F) & ~(seven &+ ones &* 0x25)
+    }
+
+    /// Printable ASCII and space (0x20-0x7E).
+    @inline(__always) static func printable(_ x: UInt64) -> UInt64 {
+        let ascii = ~x & high
+        let seven = x & ~high
+        return ascii & (seven &+ ones &* 0x60) & ~(seven &+ ones)
+    }
+
+    /// Bytes equal to `byte` (ASCII).
+    @inline(__always) static func equal(_ x: UInt64, _ byte: UInt8) -> UInt64 {
+        let diff = x ^ (ones &* UInt64(byte))
+        // Zero lanes: (diff - 1) borrows into the high bit only where diff is 0 (exact per lane form).
+        let seven = diff & ~high
+        return ~(seven &+ ~high) & ~diff & high
+    }
+}

@@ -51,7 +51,24 @@ struct NormalizedText {
                         var m = n
                         var at = index
                         var space = lastWasSpace
+                        let base = text.baseAddress!
+                        let outBase = out.baseAddress!
                         while at < count {
+                            // Eight printable bytes with no two spaces in a row: lowered and copied at once.
+                            if at + 8 <= count {
+                                let chunk = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+                                if SWAR.printable(chunk) == SWAR.high {
+                                    let spaces = SWAR.equal(chunk, 0x20)
+                                    if spaces & (spaces << 8) == 0 && !(space && spaces & 0x80 != 0) {
+                                        UnsafeMutableRawPointer(outBase + m).storeBytes(of: chunk | (SWAR.uppercaseLetters(chunk) >> 2), as: UInt64.self)
+                                        for lane in 0..<8 { from[m + lane] = Int32(truncatingIfNeeded: at + lane) }
+                                        m += 8
+                                        at += 8
+                                        space = spaces >> 56 != 0
+                                        continue
+                                    }
+                                }
+                            }
                             let byte = text[at]
                             if classes[Int(byte)] & ByteClass.plain != 0 {
                                 out[m] = lowered[Int(byte)]
