@@ -79,7 +79,7 @@ public struct InjectionDetector: Sendable {
         normalized.bytes.withUnsafeBufferPointer { norm in
             var leet = false
             var spaced = false
-            let tokens = Tokenizer.tokens(norm, original: text, origin: normalized.origin, leet: &leet, spaced: &spaced)
+            let tokens = Tokenizer.tokens(norm, original: text, normalized: normalized, leet: &leet, spaced: &spaced)
             if leet { add("leetspeak", .promptInjection, weigh(0.1)) }
             if spaced { add("spaced_letters", .promptInjection, weigh(0.1)) }
             if !tokens.isEmpty {
@@ -167,6 +167,9 @@ struct Lexicon: @unchecked Sendable {
     /// Every node's children for the bytes 0x60-0x7F (a-z), 32 a node (-1: none); other bytes go
     /// through the edge lists. About 270 KB for the ~4,200 nodes.
     let letterTable: UnsafeBufferPointer<Int16>
+    /// Per node, one byte (4 KB, stays in the first-level cache): 1 when its path holds a stem, 2 when
+    /// a word ends here. Most words leave the trie where both are 0, and read no mask at all.
+    let hasMask: UnsafeBufferPointer<UInt8>
 
     init(_ entries: [(String, UInt64, UInt64)]) {
         // Build with dictionaries, then flatten.
@@ -192,6 +195,18 @@ struct Lexicon: @unchecked Sendable {
                 if isPrefix { prefix[node] = prefix[node] | mask } else { exact[node] = exact[node] | mask }
             }
         }
+        // Number the nodes breadth first: the shallow nodes every word visits sit together in memory.
+        var order = [0]
+        var cursor = 0
+        while cursor < order.count {
+            for (_, target) in children[order[cursor]].sorted(by: { $0.key < $1.key }) { order.append(target) }
+            cursor += 1
+        }
+        var renumbered = [Int](repeating: 0, count: order.count)
+        for (new, old) in order.enumerated() { renumbered[old] = new }
+        children = order.map { children[$0].mapValues { renumbered[$0] } }
+        exact = order.map { exact[$0] }
+        prefix = order.map { prefix[$0] }
         var path = prefix
         var starts: [Int32] = [], counts: [Int32] = [], edgeBytes: [UInt8] = [], edgeTargets: [Int32] = []
         for index in 0..<children.count {
@@ -227,6 +242,7 @@ struct Lexicon: @unchecked Sendable {
             for (byte, target) in edges where byte & 0xE0 == 0x60 { letters[node << 5 | Int(byte & 0x1F)] = Int16(target) }
         }
         letterTable = Self.freeze(letters)
+        hasMask = Self.freeze((0..<children.count).map { (path[$0].isEmpty ? 0 : 1) | (exact[$0].isEmpty ? 0 : 2) })
     }
 
     static func freeze<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
@@ -265,15 +281,15 @@ struct Lexicon: @unchecked Sendable {
         if first < 0 { return ConceptMask() }
         if count == 1 { return pathMask[first] | exactMask[first] }
         var node = Int(pairTable[Int(word[0]) << 8 | Int(word[1])])
-        if node < 0 { return pathMask[first] }
+        if node < 0 { return hasMask[first] & 1 == 0 ? ConceptMask() : pathMask[first] }
         var index = 2
         while index < count {
             let next = edge(node, word[index])
-            if next < 0 { return pathMask[node] }
+            if next < 0 { return hasMask[node] & 1 == 0 ? ConceptMask() : pathMask[node] }
             node = next
             index += 1
         }
-        return pathMask[node] | exactMask[node]
+        return hasMask[node] == 0 ? ConceptMask() : pathMask[node] | exactMask[node]
     }
 
     /// Entries found starting at `start` of a CJK run (every terminal along the way), as (end, mask).
@@ -303,7 +319,7 @@ enum Tokenizer {
     }
 
     static func tokens(
-        _ norm: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>, origin: [Int32], leet: inout Bool, spaced: inout Bool
+        _ norm: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>, normalized: NormalizedText, leet: inout Bool, spaced: inout Bool
     ) -> [InjectionDetector.Token] {
         typealias Token = InjectionDetector.Token
         let lexicon = Lexicon.shared
@@ -410,7 +426,7 @@ enum Tokenizer {
                 }
                 if end - start == 3, bytes[0] == 0x64, bytes[1] == 0x61, bytes[2] == 0x6E {
                     // "DAN" in capitals, not the name Dan.
-                    let at = Int(origin[start])
+                    let at = normalized.origin(start)
                     if at + 3 <= original.count, original[at] == 0x44, original[at + 1] == 0x41, original[at + 2] == 0x4E {
                         mask.b |= Concept2.dan
                     }
