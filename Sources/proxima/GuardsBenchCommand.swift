@@ -337,6 +337,18 @@ struct GuardsBench: ParsableCommand {
             }
             let (p50, p99) = quantiles(samples)
             print(String(format: "  guards per request, %d KB prompt (injection + secrets/PII): p50 %.1f us, p99 %.1f us", size / 1_024, p50, p99) + (sink < 0 ? "!" : ""))
+            // Each guard alone, for the breakdown.
+            var injectionOnly: [Duration] = [], sensitiveOnly: [Duration] = []
+            for iteration in 0..<iterations {
+                let prompt = Substring(prompts[iteration % prompts.count])
+                let started = clock.now
+                sink += injection.scan(prompt, channel: .user, budget: 256 * 1_024).score
+                let middle = clock.now
+                sink += Double(sensitive.findings(in: prompt).count)
+                injectionOnly.append(middle - started)
+                sensitiveOnly.append(clock.now - middle)
+            }
+            print(String(format: "    of which injection p50 %.1f us, secrets/PII p50 %.1f us", quantiles(injectionOnly).0, quantiles(sensitiveOnly).0) + (sink < 0 ? "!" : ""))
         }
         // Stream redaction: a 4 KB answer in token-sized events, with secrets in it.
         let answer = String(corpus.prefix(3_000)) + " Your key is AKIAIOSFODNN7EXAMPLE and the card 4111 1111 1111 1111; write to ops@example.com. " + String(corpus.dropFirst(3_000).prefix(900))

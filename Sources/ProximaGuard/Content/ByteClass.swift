@@ -91,6 +91,22 @@ enum SWAR {
         return ascii & (seven &+ ones &* 0x60) & ~(seven &+ ones)
     }
 
+    /// The entity anchors of `ByteClass.entityAnchor`: 0-9, A-Z, `_ - @ + ( :`.
+    @inline(__always) static func entityAnchors(_ x: UInt64) -> UInt64 {
+        let ascii = ~x & high
+        let seven = x & ~high
+        let digits = (seven &+ ones &* 0x50) & ~(seven &+ ones &* 0x46)
+        let upper = (seven &+ ones &* 0x3F) & ~(seven &+ ones &* 0x25)
+        let marks = equal(x, 0x5F) | equal(x, 0x2D) | equal(x, 0x40) | equal(x, 0x2B) | equal(x, 0x28) | equal(x, 0x3A)
+        // A capital that starts a word and is followed by a lowercase letter ("How", "The") anchors
+        // nothing: no entity starts that way, and one in a word with other anchors is reached from
+        // them. Lanes 0 and 7 (whose neighbours are outside the chunk) always count.
+        let capitals = upper & ascii & high
+        let alnum = (capitals | (digits & ascii & high) | lowercaseLetters(x))
+        let quietCapitals = capitals & (lowercaseLetters(x) >> 8) & ~(alnum << 8) & 0x0080_8080_8080_8000
+        return ((digits | upper) & ascii & high & ~quietCapitals) | marks
+    }
+
     /// Bytes equal to `byte` (ASCII).
     @inline(__always) static func equal(_ x: UInt64, _ byte: UInt8) -> UInt64 {
         let diff = x ^ (ones &* UInt64(byte))

@@ -324,7 +324,7 @@ enum Tokenizer {
         typealias Token = InjectionDetector.Token
         let lexicon = Lexicon.shared
         var tokens: [Token] = []
-        tokens.reserveCapacity(norm.count / 24 + 8)
+        tokens.reserveCapacity(norm.count / 12 + 8)
         var word: Int32 = 0
         var sentence: Int32 = 0
         var index = 0
@@ -527,59 +527,104 @@ enum Tokenizer {
 
 /// Applies the rules to a text's tokens.
 enum RuleMatcher {
+    /// The rules flattened into buffers of plain values: reading them costs no reference counting.
+    struct Flat: @unchecked Sendable {
+        /// Per rule: first slot, slot count, window (-1: ordered).
+        let firstSlot: UnsafeBufferPointer<Int32>
+        let slotCount: UnsafeBufferPointer<Int32>
+        let window: UnsafeBufferPointer<Int32>
+        /// Slots of every rule one after the other, and the gap after each slot (ordered rules).
+        let slots: UnsafeBufferPointer<ConceptMask>
+        let gaps: UnsafeBufferPointer<Int32>
+
+        init(_ rules: [InjectionRule]) {
+            var first: [Int32] = [], counts: [Int32] = [], windows: [Int32] = [], slots: [ConceptMask] = [], gaps: [Int32] = []
+            for rule in rules {
+                first.append(Int32(slots.count))
+                counts.append(Int32(rule.slots.count))
+                switch rule.shape {
+                case .ordered: windows.append(-1)
+                case .unordered(let window): windows.append(Int32(window))
+                }
+                for (index, slot) in rule.slots.enumerated() {
+                    slots.append(slot)
+                    gaps.append(index < rule.gaps.count ? Int32(rule.gaps[index]) : 0)
+                }
+            }
+            firstSlot = Lexicon.freeze(first)
+            slotCount = Lexicon.freeze(counts)
+            window = Lexicon.freeze(windows)
+            self.slots = Lexicon.freeze(slots)
+            self.gaps = Lexicon.freeze(gaps)
+        }
+    }
+
+    static let flat = Flat(InjectionLexicon.rules)
+
     static func match(_ tokens: [InjectionDetector.Token], _ found: (InjectionRule, Range<Int>) -> Void) {
+        let flat = Self.flat
         // Rules whose concepts do not all occur in the text are skipped without a look at the tokens.
         var present = ConceptMask()
         for token in tokens { present = present | token.mask }
-        for rule in InjectionLexicon.rules {
-            guard rule.slots.allSatisfy({ present.intersects($0) }) else { continue }
-            let first = rule.slots[0]
-            switch rule.shape {
-            case .ordered:
-                var from = 0
-                while from < tokens.count {
-                    defer { from += 1 }
-                    guard tokens[from].mask.intersects(first) else { continue }
-                    var current = from
-                    var matched = true
-                    for slot in 1..<rule.slots.count {
-                        let gap = rule.gaps[slot - 1]
-                        var next = current + 1
-                        var hit = -1
-                        while next < tokens.count {
-                            let t = tokens[next]
-                            if t.sentence != tokens[current].sentence || t.word - tokens[current].word - 1 > Int32(gap) { break }
-                            if t.word > tokens[current].word || (t.mask.a & Concept.colon != 0), t.mask.intersects(rule.slots[slot]) { hit = next; break }
+        tokens.withUnsafeBufferPointer { tokens in
+            for ruleIndex in 0..<flat.firstSlot.count {
+                let base = Int(flat.firstSlot[ruleIndex])
+                let slotCount = Int(flat.slotCount[ruleIndex])
+                var all = true
+                for slot in base..<(base + slotCount) where !present.intersects(flat.slots[slot]) { all = false; break }
+                guard all else { continue }
+                let first = flat.slots[base]
+                let window = Int(flat.window[ruleIndex])
+                if window < 0 {
+                    var from = 0
+                    while from < tokens.count {
+                        defer { from += 1 }
+                        guard tokens[from].mask.intersects(first) else { continue }
+                        var current = from
+                        var matched = true
+                        for slot in 1..<max(1, slotCount) {
+                            let gap = flat.gaps[base + slot - 1]
+                            let wanted = flat.slots[base + slot]
+                            var next = current + 1
+                            var hit = -1
+                            while next < tokens.count {
+                                let t = tokens[next]
+                                if t.sentence != tokens[current].sentence || t.word - tokens[current].word - 1 > gap { break }
+                                if t.word > tokens[current].word || (t.mask.a & Concept.colon != 0), t.mask.intersects(wanted) { hit = next; break }
+                                next += 1
+                            }
+                            if hit < 0 { matched = false; break }
+                            current = hit
+                        }
+                        if matched {
+                            found(InjectionLexicon.rules[ruleIndex], Int(tokens[from].start)..<Int(tokens[current].end))
+                            from = current
+                        }
+                    }
+                } else {
+                    let complete = (1 << slotCount) - 1
+                    var from = 0
+                    while from < tokens.count {
+                        defer { from += 1 }
+                        var any = false
+                        for slot in base..<(base + slotCount) where tokens[from].mask.intersects(flat.slots[slot]) { any = true; break }
+                        guard any else { continue }
+                        var seen = 0
+                        var last = from
+                        var next = from
+                        while next < tokens.count, tokens[next].sentence == tokens[from].sentence, tokens[next].word - tokens[from].word <= Int32(window) {
+                            for slot in 0..<slotCount where seen & (1 << slot) == 0 && tokens[next].mask.intersects(flat.slots[base + slot]) {
+                                seen |= 1 << slot
+                                last = next
+                                break
+                            }
+                            if seen == complete { break }
                             next += 1
                         }
-                        if hit < 0 { matched = false; break }
-                        current = hit
-                    }
-                    if matched {
-                        found(rule, Int(tokens[from].start)..<Int(tokens[current].end))
-                        from = current
-                    }
-                }
-            case .unordered(let window):
-                var from = 0
-                while from < tokens.count {
-                    defer { from += 1 }
-                    guard rule.slots.contains(where: { tokens[from].mask.intersects($0) }) else { continue }
-                    var seen = 0
-                    var last = from
-                    var next = from
-                    while next < tokens.count, tokens[next].sentence == tokens[from].sentence, tokens[next].word - tokens[from].word <= Int32(window) {
-                        for (slot, mask) in rule.slots.enumerated() where seen & (1 << slot) == 0 && tokens[next].mask.intersects(mask) {
-                            seen |= 1 << slot
-                            last = next
-                            break
+                        if seen == complete {
+                            found(InjectionLexicon.rules[ruleIndex], Int(tokens[from].start)..<Int(tokens[last].end))
+                            from = last
                         }
-                        if seen == (1 << rule.slots.count) - 1 { break }
-                        next += 1
-                    }
-                    if seen == (1 << rule.slots.count) - 1 {
-                        found(rule, Int(tokens[from].start)..<Int(tokens[last].end))
-                        from = last
                     }
                 }
             }
@@ -632,7 +677,8 @@ enum Structure {
                 let first: UInt8 = cursor < count ? norm[cursor] : 0
                 // Role words start with s, a, d or i.
                 let roleInitial = first == 0x73 || first == 0x61 || first == 0x64 || first == 0x69
-                for (word, weight) in roleWords where roleInitial && word[0] == first && cursor + word.count <= count {
+                if roleInitial {
+                for (word, weight) in roleWords where word[0] == first && cursor + word.count <= count {
                     var same = true
                     for (offset, expected) in word.enumerated() where norm[cursor + offset] != expected { same = false; break }
                     guard same else { continue }
@@ -644,6 +690,7 @@ enum Structure {
                         found("role_injection", .promptInjection, weight, index..<min(count, after + 1))
                         break
                     }
+                }
                 }
             }
             switch byte {

@@ -213,6 +213,15 @@ struct Scanner {
             // anchor, the scan resumes at the start of the word before it, as if it had read every byte
             // (nothing in between can start an entity: lowercase words followed by no anchor never do).
             let from = index
+            while index + 8 <= count {
+                let chunk = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                let anchors = SWAR.entityAnchors(chunk)
+                if anchors != 0 {
+                    index += anchors.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
             while index < count, classes[Int(bytes[index])] & ByteClass.entityAnchor == 0 { index += 1 }
             if index == count { break }
             while index > from, Self.isAlnum(bytes[index - 1]) { index -= 1 }

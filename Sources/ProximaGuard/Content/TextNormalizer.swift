@@ -64,11 +64,15 @@ struct NormalizedText {
                         var at = index
                         var space = lastWasSpace
                         var shift = delta
+                        var byteUntil = 0
                         let base = text.baseAddress!
                         let outBase = out.baseAddress!
                         while at < count {
                             // Eight printable bytes with no two spaces in a row: lowered and copied at once.
-                            if at + 8 <= count {
+                            // After a chunk that could not be copied whole, its bytes go one by one (no retry
+                            // at every byte up to the one that stopped it).
+                            if at >= byteUntil && at + 8 <= count {
+                                byteUntil = at + 8
                                 let chunk = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
                                 if SWAR.printable(chunk) == SWAR.high {
                                     let spaces = SWAR.equal(chunk, 0x20)
