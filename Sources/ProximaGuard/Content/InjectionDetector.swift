@@ -424,6 +424,12 @@ enum Tokenizer {
                     mask = leetLookup(bytes, lexicon)
                     if !mask.isEmpty { leet = true }
                 }
+                // A made-up model name: "RedustGPT", "4ChanGPT" (not ChatGPT itself).
+                if end - start >= 5, bytes[end - start - 1] == 0x74, bytes[end - start - 2] == 0x70, bytes[end - start - 3] == 0x67,
+                    !(end - start == 7 && bytes[0] == 0x63 && bytes[1] == 0x68 && bytes[2] == 0x61 && bytes[3] == 0x74)
+                {
+                    mask.b |= Concept2.gptName
+                }
                 if end - start == 3, bytes[0] == 0x64, bytes[1] == 0x61, bytes[2] == 0x6E {
                     // "DAN" in capitals, not the name Dan.
                     let at = normalized.origin(start)
