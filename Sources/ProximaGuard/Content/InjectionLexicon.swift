@@ -319,9 +319,10 @@ extension InjectionLexicon {
             ordered("assistant_voice", .jailbreak, 0.25, [b(D.reasoning), a(C.ai)], gaps: [2]),
             ordered("forged_conclusion", .jailbreak, 0.2, [b(D.iWord), b(D.concluded)], gaps: [2]),
             // Persona set-ups spread over sentences: weak alone (ordinary role play), they add up.
-            ordered("stay_in_character", .jailbreak, 0.3, [b(D.stay), b(D.inWord), b(D.character)], gaps: [0, 1]),
+            ordered("stay_in_character", .jailbreak, 0.3, [b(D.stay), b(D.inWord), b(D.character) | a(C.mode)], gaps: [0, 1]),
+            ordered("stay_in_character", .jailbreak, 0.3, [b(D.inWord), b(D.character), b(D.asWord)], gaps: [0, 0]),
             ordered("stay_in_character", .jailbreak, 0.3, [a(C.negation), b(D.breakWord), b(D.character)], gaps: [1, 1]),
-            ordered("persona_setup", .jailbreak, 0.3, [a(C.you), b(D.will), a(C.persona)], gaps: [1, 2]),
+            ordered("persona_setup", .jailbreak, 0.3, [a(C.you), b(D.will), a(C.persona)], gaps: [1, 3]),
             ordered("named_persona", .jailbreak, 0.2, [a(C.ai) | b(D.character), b(D.named)], gaps: [1]),
             ordered("named_persona", .jailbreak, 0.2, [b(D.gptName)], gaps: []),
             ordered("opposite_persona", .jailbreak, 0.3, [b(D.opposite), b(D.of), b(D.vendor) | a(C.ai)], gaps: [0, 1]),
