@@ -10,7 +10,9 @@ struct GuardsBench: ParsableCommand {
         abstract: "Measure the content guards: injection recall and false positives, secrets and PII precision and recall, cost.",
         discussion: """
             Injection: bastioncorpus (118 injections, 63 benign look-alikes; channels user_input, tool_output and
-            memory, the last two scanned as the indirect channel) and the held-out garak subset (all injections),
+            memory, the last two scanned as the indirect channel) and the garak subset (all injections), split by a
+            hash of each text into a dev half (may be read and tuned on) and a test half (never read: its misses
+            are counted, never listed),
             against benign traffic: bastioncorpus' benign rows, every fow-cache prompt and conversation message,
             and the synthetic prompts of the load generator. Prints the threshold sweep, recall and false
             positive rate per category, channel and language at the chosen threshold, and what is missed.
@@ -28,8 +30,11 @@ struct GuardsBench: ParsableCommand {
     @Option(help: "Timing iterations per measurement.")
     var iterations: Int = 3_000
 
-    @Flag(help: "List every miss and false positive.")
+    @Flag(help: "List every miss (bastioncorpus and garak-dev; never garak-test) and false positive.")
     var details = false
+
+    @Option(help: "Write every sample's score, signals and spans and every secrets/PII finding to this file (to compare two builds).")
+    var dump: String?
 
     @Option(help: "Only scan this text (as a user message) and print what both guards find.")
     var probe: String?
@@ -92,26 +97,51 @@ struct GuardsBench: ParsableCommand {
                 id: row.id, group: row.category ?? "?", channel: row.channel == "user_input" ? .user : .tool, lang: row.lang ?? "?",
                 text: row.text.replacingOccurrences(of: "{canary}", with: "ZX-CANARY-4471"), malicious: row.label == "malicious")
         }
-        var garak = try lines("\(data)/guard-eval/garak.jsonl", Labelled.self).map {
+        let garakRows = try lines("\(data)/guard-eval/garak.jsonl", Labelled.self).map {
             Sample(id: $0.id, group: $0.source ?? "?", channel: .user, lang: "en", text: $0.text, malicious: true)
         }
+        var garakDev = garakRows.filter { Self.isDev($0.text) }
+        var garakTest = garakRows.filter { !Self.isDev($0.text) }
         var benign = try benignSamples()
         scan(&bastion)
-        scan(&garak)
+        scan(&garakDev)
+        scan(&garakTest)
         scan(&benign)
+        if let dump {
+            var out = ""
+            for sample in bastion + garakDev + garakTest + benign {
+                let spans = detector.scan(Substring(sample.text), channel: sample.channel, budget: budget).spans
+                out += "\(sample.id)\t\(String(format: "%.9f", sample.score))\t\(sample.signals.joined(separator: ","))\t\(spans.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))\n"
+            }
+            let sensitive = try SensitiveDataDetector()
+            for file in ["pii.jsonl", "secrets.jsonl"] {
+                for row in try lines("\(data)/guard-eval/\(file)", PIIRow.self) {
+                    out += "\(row.id)\t\(sensitive.findings(in: Substring(row.text)).map { "\($0.entity)@\($0.range.lowerBound)-\($0.range.upperBound)" }.joined(separator: ","))\n"
+                }
+            }
+            for sample in benign {
+                let found = sensitive.findings(in: Substring(sample.text))
+                if !found.isEmpty { out += "\(sample.id)\t\(found.map { "\($0.entity)@\($0.range.lowerBound)-\($0.range.upperBound)" }.joined(separator: ","))\n" }
+            }
+            try out.write(toFile: dump, atomically: true, encoding: .utf8)
+            print("wrote \(dump)")
+            return
+        }
+        let garak = garakDev + garakTest
         let bastionBenign = bastion.filter { !$0.malicious }
         let bastionMalicious = bastion.filter(\.malicious)
         let allBenign = bastionBenign + benign
 
-        print("Injection: bastioncorpus \(bastionMalicious.count) injections and \(bastionBenign.count) benign look-alikes; garak (held out) \(garak.count) injections;")
-        print("benign traffic \(benign.count) texts (fow-cache prompts and messages, synthetic load prompts).\n")
-        print("threshold  recall(bastion)  recall(garak)  FPR(look-alikes)  FPR(traffic)  FPR(all benign)")
+        print("Injection: bastioncorpus \(bastionMalicious.count) injections and \(bastionBenign.count) benign look-alikes; garak \(garak.count) injections")
+        print("(dev half \(garakDev.count), test half \(garakTest.count), split by a hash of the text); benign traffic \(benign.count) texts")
+        print("(fow-cache prompts and messages, synthetic load prompts).\n")
+        print("threshold  recall(bastion)  recall(garak-dev)  recall(garak-test)  FPR(look-alikes)  FPR(traffic)  FPR(all benign)")
         for step in 4...16 {
             let t = Double(step) * 0.05
             print(
                 String(
-                    format: "   %.2f        %5.1f%%          %5.1f%%          %5.1f%%          %5.2f%%        %5.2f%%", t,
-                    rate(bastionMalicious, t), rate(garak, t), rate(bastionBenign, t), rate(benign, t), rate(allBenign, t)))
+                    format: "   %.2f        %5.1f%%           %5.1f%%            %5.1f%%              %5.1f%%          %5.2f%%        %5.2f%%", t,
+                    rate(bastionMalicious, t), rate(garakDev, t), rate(garakTest, t), rate(bastionBenign, t), rate(benign, t), rate(allBenign, t)))
         }
         let chosen = threshold ?? GuardSettings.Injection.defaultThreshold
         print(String(format: "\nAt threshold %.2f:", chosen))
@@ -136,10 +166,16 @@ struct GuardsBench: ParsableCommand {
             let m = bastionMalicious.filter { $0.lang == lang }
             print("    \(lang)  recall \(percent(m.filter { $0.score >= chosen }.count, m.count)) (\(m.count))")
         }
-        print("  garak (held out) per source:")
+        print("  garak per source (all, dev half, test half):")
         for group in Set(garak.map(\.group)).sorted() {
-            let rows = garak.filter { $0.group == group }
-            print("    \(group.padding(toLength: 22, withPad: " ", startingAt: 0)) recall \(percent(rows.filter { $0.score >= chosen }.count, rows.count)) (\(rows.count))")
+            let line = [garak, garakDev, garakTest].map { set in
+                let rows = set.filter { $0.group == group }
+                return "\(percent(rows.filter { $0.score >= chosen }.count, rows.count)) (\(String(format: "%3d", rows.count)))"
+            }
+            print("    \(group.padding(toLength: 22, withPad: " ", startingAt: 0)) recall \(line.joined(separator: "  "))")
+        }
+        for (name, set) in [("all", garak), ("dev", garakDev), ("test", garakTest)] {
+            print("    garak \(name.padding(toLength: 16, withPad: " ", startingAt: 0)) recall \(percent(set.filter { $0.score >= chosen }.count, set.count)) (\(set.filter { $0.score >= chosen }.count)/\(set.count))")
         }
         print("  benign traffic per set:")
         for group in Set(benign.map(\.group)).sorted() {
@@ -148,7 +184,8 @@ struct GuardsBench: ParsableCommand {
         }
         if details {
             print("\n  missed injections:")
-            for sample in (bastionMalicious + garak) where sample.score < chosen {
+            // Never the test half: its texts stay unread.
+            for sample in (bastionMalicious + garakDev) where sample.score < chosen {
                 print(String(format: "    %@ %.2f [%@] %@", sample.id, sample.score, sample.signals.joined(separator: ","), String(sample.text.prefix(110)).replacingOccurrences(of: "\n", with: " ")))
             }
             print("\n  false positives:")
@@ -159,6 +196,13 @@ struct GuardsBench: ParsableCommand {
 
         try sensitiveReport()
         try costReport(benign: benign)
+    }
+
+    /// The garak dev half: FNV-1a 64 of the text's UTF-8 is even. Stable across runs and platforms.
+    static func isDev(_ text: String) -> Bool {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash % 2 == 0
     }
 
     func rate(_ samples: [Sample], _ threshold: Double) -> Double {
@@ -293,6 +337,18 @@ struct GuardsBench: ParsableCommand {
             }
             let (p50, p99) = quantiles(samples)
             print(String(format: "  guards per request, %d KB prompt (injection + secrets/PII): p50 %.1f us, p99 %.1f us", size / 1_024, p50, p99) + (sink < 0 ? "!" : ""))
+            // Each guard alone, for the breakdown.
+            var injectionOnly: [Duration] = [], sensitiveOnly: [Duration] = []
+            for iteration in 0..<iterations {
+                let prompt = Substring(prompts[iteration % prompts.count])
+                let started = clock.now
+                sink += injection.scan(prompt, channel: .user, budget: 256 * 1_024).score
+                let middle = clock.now
+                sink += Double(sensitive.findings(in: prompt).count)
+                injectionOnly.append(middle - started)
+                sensitiveOnly.append(clock.now - middle)
+            }
+            print(String(format: "    of which injection p50 %.1f us, secrets/PII p50 %.1f us", quantiles(injectionOnly).0, quantiles(sensitiveOnly).0) + (sink < 0 ? "!" : ""))
         }
         // Stream redaction: a 4 KB answer in token-sized events, with secrets in it.
         let answer = String(corpus.prefix(3_000)) + " Your key is AKIAIOSFODNN7EXAMPLE and the card 4111 1111 1111 1111; write to ops@example.com. " + String(corpus.dropFirst(3_000).prefix(900))

@@ -104,3 +104,20 @@ enum SecretFixtures {
         #expect(detector.findings(in: Substring(text)).map(\.entity) == ["aws_access_key"])
     }
 }
+
+/// The secrets scan crosses lowercase words and capitalised words eight bytes at a time: every entity is
+/// still found, with its exact range, wherever it starts after such prose.
+@Suite struct SensitiveFastPathTests {
+    let detector = try! SensitiveDataDetector()
+
+    @Test(arguments: SecretFixtures.all + [("ip_address", "Fe80::1"), ("ip_address", "Dead:beef::1"), ("email", "Ann.Lee@Example.org")])
+    func everyEntityIsFoundAfterProseOfAnyLength(entity: String, value: String) {
+        for padding in 0..<10 {
+            let prefix = "How The Quiet words run " + String(repeating: "x", count: padding) + " Then "
+            let text = prefix + value + " follows. Done"
+            let found = detector.findings(in: Substring(text))
+            let start = prefix.utf8.count
+            #expect(found == [SensitiveFinding(entity: entity, range: start..<(start + value.utf8.count))], "padding \(padding): \(found)")
+        }
+    }
+}

@@ -9,8 +9,33 @@ enum EncodedBlobs {
     static func scan(_ text: UnsafeBufferPointer<UInt8>, _ found: ([UInt8], Range<Int>) -> Void) {
         let count = text.count
         var index = 0
-        while index < count {
+        let classes = ByteClass.table
+        // A byte that may lie inside a blob: the blob alphabets, `\`, and a space after 0 or 1 (binary octets).
+        @inline(__always) func mayBeInBlob(_ at: Int) -> Bool {
+            let byte = text[at]
+            return classes[Int(byte)] & ByteClass.blobRun != 0 || byte == 0x5C || (byte == 0x20 && (text[at - 1] == 0x30 || text[at - 1] == 0x31))
+        }
+        // Every blob is at least 16 bytes long (binary octets 35). `index` is always where a run starts or
+        // outside any run, so when one of the 16 bytes from it cannot lie inside a blob, no blob starts at
+        // or before that byte: continue after it (reading backwards from the 16th, as string searches do).
+        // Prose is crossed reading about one byte in four; no byte is read twice by this test (`known`).
+        var known = -1  // every byte after `index` up to `known` may lie inside a blob
+        while index + minimumLength <= count {
+            let top = index + minimumLength - 1
+            var probe = top
+            while probe > index, probe > known, mayBeInBlob(probe) { probe -= 1 }
+            if probe > index, probe > known {
+                index = probe + 1
+                continue
+            }
+            known = top
             let byte = text[index]
+            let bits = classes[Int(byte)]
+            // Nothing starts at a byte outside the alphabets: one table read a byte.
+            if bits & ByteClass.base64 == 0 && byte != 0x5C {
+                index += 1
+                continue
+            }
             // Binary octets: 01001001 01100111 ...
             if byte == 0x30 || byte == 0x31, index == 0 || !isAlnum(text[index - 1]) {
                 var cursor = index
@@ -36,12 +61,19 @@ enum EncodedBlobs {
                     continue
                 }
             }
-            if isBase64(byte) || (byte == 0x5C && index + 1 < count && text[index + 1] == 0x75) {
+            if bits & ByteClass.base64 != 0 || (byte == 0x5C && index + 1 < count && text[index + 1] == 0x75) {
                 var end = index
                 var hasPercent = false
-                while end < count, isBase64(text[end]) || text[end] == 0x25 || (text[end] == 0x5C && end + 1 < count && text[end + 1] == 0x75) {
-                    if text[end] == 0x25 { hasPercent = true }
-                    end += text[end] == 0x5C ? 2 : 1
+                while end < count {
+                    let b = text[end]
+                    if classes[Int(b)] & ByteClass.blobRun != 0 {
+                        if b == 0x25 { hasPercent = true }
+                        end += 1
+                    } else if b == 0x5C && end + 1 < count && text[end + 1] == 0x75 {
+                        end += 2
+                    } else {
+                        break
+                    }
                 }
                 end = min(end, count)
                 if end - index >= minimumLength {

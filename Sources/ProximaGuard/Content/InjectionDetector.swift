@@ -79,7 +79,7 @@ public struct InjectionDetector: Sendable {
         normalized.bytes.withUnsafeBufferPointer { norm in
             var leet = false
             var spaced = false
-            let tokens = Tokenizer.tokens(norm, original: text, origin: normalized.origin, leet: &leet, spaced: &spaced)
+            let tokens = Tokenizer.tokens(norm, original: text, normalized: normalized, leet: &leet, spaced: &spaced)
             if leet { add("leetspeak", .promptInjection, weigh(0.1)) }
             if spaced { add("spaced_letters", .promptInjection, weigh(0.1)) }
             if !tokens.isEmpty {
@@ -144,22 +144,32 @@ public struct InjectionDetector: Sendable {
 }
 
 /// The keyword trie: words to concept masks. Built once (`shared`) into buffers that live as long as
-/// the process, read without bounds checks on the hot path.
+/// the process, read without bounds checks on the hot path. The first two bytes of a word index a
+/// dense table (most words leave the trie there); deeper nodes keep sorted edge lists. Each node holds
+/// the masks of every stem along its path, so a lookup ORs nothing on the way down.
 struct Lexicon: @unchecked Sendable {
-    struct Node {
-        var exact = ConceptMask()
-        var prefix = ConceptMask()
-        var edgeStart: Int32 = 0
-        var edgeCount: Int32 = 0
-    }
-
-    var nodes: [Node] = []
-    var edgeBytes: [UInt8] = []
-    var edgeTargets: [Int32] = []
-    /// The root's children by byte (-1: none).
-    var root = [Int32](repeating: -1, count: 256)
-
     static let shared = Lexicon(InjectionLexicon.entries)
+
+    /// Per node: the stems along its path (itself included), and the word ending here.
+    let pathMask: UnsafeBufferPointer<ConceptMask>
+    let exactMask: UnsafeBufferPointer<ConceptMask>
+    /// Per node: the stems ending exactly here.
+    let prefixMask: UnsafeBufferPointer<ConceptMask>
+    /// Per node: its first edge and how many.
+    let edgeStart: UnsafeBufferPointer<Int32>
+    let edgeCount: UnsafeBufferPointer<Int32>
+    let edgeByteTable: UnsafeBufferPointer<UInt8>
+    let edgeTargetTable: UnsafeBufferPointer<Int32>
+    /// The root's children by byte (-1: none).
+    let rootTable: UnsafeBufferPointer<Int32>
+    /// The node after two bytes, by `first << 8 | second` (-1: none).
+    let pairTable: UnsafeBufferPointer<Int32>
+    /// Every node's children for the bytes 0x60-0x7F (a-z), 32 a node (-1: none); other bytes go
+    /// through the edge lists. About 270 KB for the ~4,200 nodes.
+    let letterTable: UnsafeBufferPointer<Int16>
+    /// Per node, one byte (4 KB, stays in the first-level cache): 1 when its path holds a stem, 2 when
+    /// a word ends here. Most words leave the trie where both are 0, and read no mask at all.
+    let hasMask: UnsafeBufferPointer<UInt8>
 
     init(_ entries: [(String, UInt64, UInt64)]) {
         // Build with dictionaries, then flatten.
@@ -185,26 +195,55 @@ struct Lexicon: @unchecked Sendable {
                 if isPrefix { prefix[node] = prefix[node] | mask } else { exact[node] = exact[node] | mask }
             }
         }
+        // Number the nodes breadth first: the shallow nodes every word visits sit together in memory.
+        var order = [0]
+        var cursor = 0
+        while cursor < order.count {
+            for (_, target) in children[order[cursor]].sorted(by: { $0.key < $1.key }) { order.append(target) }
+            cursor += 1
+        }
+        var renumbered = [Int](repeating: 0, count: order.count)
+        for (new, old) in order.enumerated() { renumbered[old] = new }
+        children = order.map { children[$0].mapValues { renumbered[$0] } }
+        exact = order.map { exact[$0] }
+        prefix = order.map { prefix[$0] }
+        var path = prefix
+        var starts: [Int32] = [], counts: [Int32] = [], edgeBytes: [UInt8] = [], edgeTargets: [Int32] = []
         for index in 0..<children.count {
-            var node = Node(exact: exact[index], prefix: prefix[index], edgeStart: Int32(edgeBytes.count), edgeCount: 0)
+            starts.append(Int32(edgeBytes.count))
+            counts.append(Int32(children[index].count))
             for (byte, target) in children[index].sorted(by: { $0.key < $1.key }) {
                 edgeBytes.append(byte)
                 edgeTargets.append(Int32(target))
-                node.edgeCount += 1
             }
-            nodes.append(node)
         }
-        for (byte, target) in children[0] { root[Int(byte)] = Int32(target) }
-        nodeTable = Self.freeze(nodes)
+        // Children are created after their parents: one pass in creation order accumulates the stems.
+        for index in 0..<children.count {
+            for (_, target) in children[index] { path[target] = path[target] | path[index] }
+        }
+        var root = [Int32](repeating: -1, count: 256)
+        var pairs = [Int32](repeating: -1, count: 65_536)
+        for (first, node) in children[0] {
+            root[Int(first)] = Int32(node)
+            for (second, next) in children[node] { pairs[Int(first) << 8 | Int(second)] = Int32(next) }
+        }
+        pathMask = Self.freeze(path)
+        exactMask = Self.freeze(exact)
+        prefixMask = Self.freeze(prefix)
+        edgeStart = Self.freeze(starts)
+        edgeCount = Self.freeze(counts)
         edgeByteTable = Self.freeze(edgeBytes)
         edgeTargetTable = Self.freeze(edgeTargets)
         rootTable = Self.freeze(root)
+        pairTable = Self.freeze(pairs)
+        precondition(children.count < Int(Int16.max), "the keyword trie outgrew its 16-bit letter table")
+        var letters = [Int16](repeating: -1, count: children.count * 32)
+        for (node, edges) in children.enumerated() {
+            for (byte, target) in edges where byte & 0xE0 == 0x60 { letters[node << 5 | Int(byte & 0x1F)] = Int16(target) }
+        }
+        letterTable = Self.freeze(letters)
+        hasMask = Self.freeze((0..<children.count).map { (path[$0].isEmpty ? 0 : 1) | (exact[$0].isEmpty ? 0 : 2) })
     }
-
-    let nodeTable: UnsafeBufferPointer<Node>
-    let edgeByteTable: UnsafeBufferPointer<UInt8>
-    let edgeTargetTable: UnsafeBufferPointer<Int32>
-    let rootTable: UnsafeBufferPointer<Int32>
 
     static func freeze<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
         let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
@@ -215,8 +254,15 @@ struct Lexicon: @unchecked Sendable {
     @inline(__always)
     func child(_ node: Int, _ byte: UInt8) -> Int {
         if node == 0 { return Int(rootTable[Int(byte)]) }
-        var index = Int(nodeTable[node].edgeStart)
-        let end = index + Int(nodeTable[node].edgeCount)
+        return edge(node, byte)
+    }
+
+    /// The child of a node other than the root.
+    @inline(__always)
+    func edge(_ node: Int, _ byte: UInt8) -> Int {
+        if byte & 0xE0 == 0x60 { return Int(letterTable[node << 5 | Int(byte & 0x1F)]) }
+        var index = Int(edgeStart[node])
+        let end = index + Int(edgeCount[node])
         while index < end {
             let candidate = edgeByteTable[index]
             if candidate == byte { return Int(edgeTargetTable[index]) }
@@ -227,15 +273,23 @@ struct Lexicon: @unchecked Sendable {
     }
 
     /// The concepts of a whole word: every stem it starts with, and the word itself.
+    @inline(__always)
     func lookup(_ word: UnsafeBufferPointer<UInt8>) -> ConceptMask {
-        var node = 0
-        var mask = ConceptMask()
-        for byte in word {
-            node = child(node, byte)
-            if node < 0 { return mask }
-            mask = mask | nodeTable[node].prefix
+        let count = word.count
+        if count == 0 { return exactMask[0] }
+        let first = Int(rootTable[Int(word[0])])
+        if first < 0 { return ConceptMask() }
+        if count == 1 { return pathMask[first] | exactMask[first] }
+        var node = Int(pairTable[Int(word[0]) << 8 | Int(word[1])])
+        if node < 0 { return hasMask[first] & 1 == 0 ? ConceptMask() : pathMask[first] }
+        var index = 2
+        while index < count {
+            let next = edge(node, word[index])
+            if next < 0 { return hasMask[node] & 1 == 0 ? ConceptMask() : pathMask[node] }
+            node = next
+            index += 1
         }
-        return mask | nodeTable[node].exact
+        return hasMask[node] == 0 ? ConceptMask() : pathMask[node] | exactMask[node]
     }
 
     /// Entries found starting at `start` of a CJK run (every terminal along the way), as (end, mask).
@@ -246,7 +300,7 @@ struct Lexicon: @unchecked Sendable {
             node = child(node, text[index])
             if node < 0 { return }
             index += 1
-            let mask = nodeTable[node].prefix | nodeTable[node].exact
+            let mask = prefixMask[node] | exactMask[node]
             if !mask.isEmpty, index == limit || text[index] & 0xC0 != 0x80 { found(index, mask) }
         }
     }
@@ -255,7 +309,7 @@ struct Lexicon: @unchecked Sendable {
 /// Splits normalized text into words and maps them to concepts.
 enum Tokenizer {
     @inline(__always) static func isWordByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x5F || byte >= 0x80
+        ByteClass.table[Int(byte)] & ByteClass.word != 0
     }
 
     /// CJK scripts (no spaces between words): matched per position.
@@ -265,42 +319,30 @@ enum Tokenizer {
     }
 
     static func tokens(
-        _ norm: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>, origin: [Int32], leet: inout Bool, spaced: inout Bool
+        _ norm: UnsafeBufferPointer<UInt8>, original: UnsafeBufferPointer<UInt8>, normalized: NormalizedText, leet: inout Bool, spaced: inout Bool
     ) -> [InjectionDetector.Token] {
         typealias Token = InjectionDetector.Token
         let lexicon = Lexicon.shared
         var tokens: [Token] = []
-        tokens.reserveCapacity(norm.count / 24 + 8)
+        tokens.reserveCapacity(norm.count / 12 + 8)
         var word: Int32 = 0
         var sentence: Int32 = 0
         var index = 0
         let count = norm.count
         // A run of single letters separated by single spaces ("i g n o r e").
-        var letters: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var letterCount = 0
-        var letterStart = 0
-        var letterEnd = 0
-        var letterLastWord: Int32 = 0
-        func flushLetters() {
-            if letterCount >= 4 {
-                withUnsafeBytes(of: &letters) { raw in
-                    let bytes = UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<min(letterCount, 32)])
-                    let mask = lexicon.lookup(bytes)
-                    if !mask.isEmpty {
-                        tokens.append(Token(mask: mask, word: letterLastWord, sentence: sentence, start: Int32(letterStart), end: Int32(letterEnd)))
-                        spaced = true
-                    }
-                }
-            }
-            letterCount = 0
-        }
+        var letters = SpacedLetters()
+        let classes = ByteClass.table
         while index < count {
             let byte = norm[index]
-            if isWordByte(byte) {
+            if byte == 0x20 {
+                index += 1
+                continue
+            }
+            if classes[Int(byte)] & ByteClass.word != 0 {
                 if byte >= 0x80 {
                     let (scalar, length) = UTF8Scan.decode(norm, at: index)
                     if let scalar, isCJK(scalar) {
-                        flushLetters()
+                        if letters.count > 0 { letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced) }
                         var runEnd = index
                         while runEnd < count, norm[runEnd] >= 0x80 {
                             let (s, l) = UTF8Scan.decode(norm, at: runEnd)
@@ -331,25 +373,41 @@ enum Tokenizer {
                     }
                 }
                 let start = index
-                var hasDigit = false
-                var hasLetter = false
+                var seen: UInt16 = 0
+                var nonASCII = false
                 var underscore = -1
                 var lastUnderscore = -1
-                while index < count, isWordByte(norm[index]) {
+                // Eight bytes at a time: where the leading run of a-z ends. A word of letters followed by
+                // a space or punctuation (most words) ends there; otherwise the byte loop goes on from it.
+                if index + 8 <= count {
+                    let chunk = UnsafeRawPointer(norm.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                    let letters = SWAR.lowercaseLetters(chunk)
+                    let run = (~letters & SWAR.high).trailingZeroBitCount >> 3
+                    if run > 0 {
+                        seen = ByteClass.lower
+                        index += run
+                    }
+                }
+                while index < count {
                     let b = norm[index]
+                    let bits = classes[Int(b)]
+                    if bits & ByteClass.word == 0 { break }
                     if b >= 0x80 {
                         let (scalar, length) = UTF8Scan.decode(norm, at: index)
                         if let scalar, isCJK(scalar) || (scalar >= 0x3000 && scalar <= 0x303F) || (scalar >= 0x2000 && scalar <= 0x206F) { break }
                         index += length
-                        hasLetter = true
+                        nonASCII = true
                         continue
                     }
-                    if b >= 0x30 && b <= 0x39 { hasDigit = true } else if b == 0x5F {
+                    seen |= bits
+                    if b == 0x5F {
                         if underscore < 0 { underscore = index }
                         lastUnderscore = index
-                    } else { hasLetter = true }
+                    }
                     index += 1
                 }
+                let hasDigit = seen & ByteClass.digit != 0
+                let hasLetter = nonASCII || seen & ByteClass.lower != 0
                 let end = index
                 if end == start { index += 1; continue }
                 let bytes = UnsafeBufferPointer(rebasing: norm[start..<end])
@@ -366,9 +424,15 @@ enum Tokenizer {
                     mask = leetLookup(bytes, lexicon)
                     if !mask.isEmpty { leet = true }
                 }
+                // A made-up model name: "RedustGPT", "4ChanGPT" (not ChatGPT itself).
+                if end - start >= 5, bytes[end - start - 1] == 0x74, bytes[end - start - 2] == 0x70, bytes[end - start - 3] == 0x67,
+                    !(end - start == 7 && bytes[0] == 0x63 && bytes[1] == 0x68 && bytes[2] == 0x61 && bytes[3] == 0x74)
+                {
+                    mask.b |= Concept2.gptName
+                }
                 if end - start == 3, bytes[0] == 0x64, bytes[1] == 0x61, bytes[2] == 0x6E {
                     // "DAN" in capitals, not the name Dan.
-                    let at = Int(origin[start])
+                    let at = normalized.origin(start)
                     if at + 3 <= original.count, original[at] == 0x44, original[at + 1] == 0x41, original[at + 2] == 0x4E {
                         mask.b |= Concept2.dan
                     }
@@ -378,16 +442,12 @@ enum Tokenizer {
                 }
                 // Spaced letters.
                 if end - start == 1, hasLetter, !hasDigit, norm[start] < 0x80 {
-                    if letterCount == 0 { letterStart = start }
-                    letterLastWord = word
-                    if letterCount < 32 {
-                        withUnsafeMutableBytes(of: &letters) { $0[letterCount] = norm[start] }
+                    letters.add(norm[start], start: start, end: end, word: word)
+                    if !(index + 1 < count && norm[index] == 0x20 && isWordByte(norm[index + 1])) {
+                        letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced)
                     }
-                    letterCount += 1
-                    letterEnd = end
-                    if !(index + 1 < count && norm[index] == 0x20 && isWordByte(norm[index + 1])) { flushLetters() }
-                } else if letterCount > 0 {
-                    flushLetters()
+                } else if letters.count > 0 {
+                    letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced)
                 }
                 word += 1
                 continue
@@ -415,8 +475,40 @@ enum Tokenizer {
             }
             index += 1
         }
-        flushLetters()
+        if letters.count > 0 { letters.flush(into: &tokens, sentence: sentence, lexicon: lexicon, spaced: &spaced) }
         return tokens
+    }
+
+    /// Single letters separated by single spaces, looked up as one word when the run ends.
+    struct SpacedLetters {
+        var letters: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var count = 0
+        var start = 0
+        var end = 0
+        var lastWord: Int32 = 0
+
+        @inline(__always)
+        mutating func add(_ letter: UInt8, start: Int, end: Int, word: Int32) {
+            if count == 0 { self.start = start }
+            lastWord = word
+            if count < 32 { withUnsafeMutableBytes(of: &letters) { $0[count] = letter } }
+            count += 1
+            self.end = end
+        }
+
+        mutating func flush(into tokens: inout [InjectionDetector.Token], sentence: Int32, lexicon: Lexicon, spaced: inout Bool) {
+            if count >= 4 {
+                let length = min(count, 32)
+                let mask = withUnsafeBytes(of: &letters) { raw in
+                    lexicon.lookup(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[0..<length]))
+                }
+                if !mask.isEmpty {
+                    tokens.append(InjectionDetector.Token(mask: mask, word: lastWord, sentence: sentence, start: Int32(start), end: Int32(end)))
+                    spaced = true
+                }
+            }
+            count = 0
+        }
     }
 
     static func leetLookup(_ word: UnsafeBufferPointer<UInt8>, _ lexicon: Lexicon) -> ConceptMask {
@@ -441,59 +533,104 @@ enum Tokenizer {
 
 /// Applies the rules to a text's tokens.
 enum RuleMatcher {
+    /// The rules flattened into buffers of plain values: reading them costs no reference counting.
+    struct Flat: @unchecked Sendable {
+        /// Per rule: first slot, slot count, window (-1: ordered).
+        let firstSlot: UnsafeBufferPointer<Int32>
+        let slotCount: UnsafeBufferPointer<Int32>
+        let window: UnsafeBufferPointer<Int32>
+        /// Slots of every rule one after the other, and the gap after each slot (ordered rules).
+        let slots: UnsafeBufferPointer<ConceptMask>
+        let gaps: UnsafeBufferPointer<Int32>
+
+        init(_ rules: [InjectionRule]) {
+            var first: [Int32] = [], counts: [Int32] = [], windows: [Int32] = [], slots: [ConceptMask] = [], gaps: [Int32] = []
+            for rule in rules {
+                first.append(Int32(slots.count))
+                counts.append(Int32(rule.slots.count))
+                switch rule.shape {
+                case .ordered: windows.append(-1)
+                case .unordered(let window): windows.append(Int32(window))
+                }
+                for (index, slot) in rule.slots.enumerated() {
+                    slots.append(slot)
+                    gaps.append(index < rule.gaps.count ? Int32(rule.gaps[index]) : 0)
+                }
+            }
+            firstSlot = Lexicon.freeze(first)
+            slotCount = Lexicon.freeze(counts)
+            window = Lexicon.freeze(windows)
+            self.slots = Lexicon.freeze(slots)
+            self.gaps = Lexicon.freeze(gaps)
+        }
+    }
+
+    static let flat = Flat(InjectionLexicon.rules)
+
     static func match(_ tokens: [InjectionDetector.Token], _ found: (InjectionRule, Range<Int>) -> Void) {
+        let flat = Self.flat
         // Rules whose concepts do not all occur in the text are skipped without a look at the tokens.
         var present = ConceptMask()
         for token in tokens { present = present | token.mask }
-        for rule in InjectionLexicon.rules {
-            guard rule.slots.allSatisfy({ present.intersects($0) }) else { continue }
-            let first = rule.slots[0]
-            switch rule.shape {
-            case .ordered:
-                var from = 0
-                while from < tokens.count {
-                    defer { from += 1 }
-                    guard tokens[from].mask.intersects(first) else { continue }
-                    var current = from
-                    var matched = true
-                    for slot in 1..<rule.slots.count {
-                        let gap = rule.gaps[slot - 1]
-                        var next = current + 1
-                        var hit = -1
-                        while next < tokens.count {
-                            let t = tokens[next]
-                            if t.sentence != tokens[current].sentence || t.word - tokens[current].word - 1 > Int32(gap) { break }
-                            if t.word > tokens[current].word || (t.mask.a & Concept.colon != 0), t.mask.intersects(rule.slots[slot]) { hit = next; break }
+        tokens.withUnsafeBufferPointer { tokens in
+            for ruleIndex in 0..<flat.firstSlot.count {
+                let base = Int(flat.firstSlot[ruleIndex])
+                let slotCount = Int(flat.slotCount[ruleIndex])
+                var all = true
+                for slot in base..<(base + slotCount) where !present.intersects(flat.slots[slot]) { all = false; break }
+                guard all else { continue }
+                let first = flat.slots[base]
+                let window = Int(flat.window[ruleIndex])
+                if window < 0 {
+                    var from = 0
+                    while from < tokens.count {
+                        defer { from += 1 }
+                        guard tokens[from].mask.intersects(first) else { continue }
+                        var current = from
+                        var matched = true
+                        for slot in 1..<max(1, slotCount) {
+                            let gap = flat.gaps[base + slot - 1]
+                            let wanted = flat.slots[base + slot]
+                            var next = current + 1
+                            var hit = -1
+                            while next < tokens.count {
+                                let t = tokens[next]
+                                if t.sentence != tokens[current].sentence || t.word - tokens[current].word - 1 > gap { break }
+                                if t.word > tokens[current].word || (t.mask.a & Concept.colon != 0), t.mask.intersects(wanted) { hit = next; break }
+                                next += 1
+                            }
+                            if hit < 0 { matched = false; break }
+                            current = hit
+                        }
+                        if matched {
+                            found(InjectionLexicon.rules[ruleIndex], Int(tokens[from].start)..<Int(tokens[current].end))
+                            from = current
+                        }
+                    }
+                } else {
+                    let complete = (1 << slotCount) - 1
+                    var from = 0
+                    while from < tokens.count {
+                        defer { from += 1 }
+                        var any = false
+                        for slot in base..<(base + slotCount) where tokens[from].mask.intersects(flat.slots[slot]) { any = true; break }
+                        guard any else { continue }
+                        var seen = 0
+                        var last = from
+                        var next = from
+                        while next < tokens.count, tokens[next].sentence == tokens[from].sentence, tokens[next].word - tokens[from].word <= Int32(window) {
+                            for slot in 0..<slotCount where seen & (1 << slot) == 0 && tokens[next].mask.intersects(flat.slots[base + slot]) {
+                                seen |= 1 << slot
+                                last = next
+                                break
+                            }
+                            if seen == complete { break }
                             next += 1
                         }
-                        if hit < 0 { matched = false; break }
-                        current = hit
-                    }
-                    if matched {
-                        found(rule, Int(tokens[from].start)..<Int(tokens[current].end))
-                        from = current
-                    }
-                }
-            case .unordered(let window):
-                var from = 0
-                while from < tokens.count {
-                    defer { from += 1 }
-                    guard rule.slots.contains(where: { tokens[from].mask.intersects($0) }) else { continue }
-                    var seen = 0
-                    var last = from
-                    var next = from
-                    while next < tokens.count, tokens[next].sentence == tokens[from].sentence, tokens[next].word - tokens[from].word <= Int32(window) {
-                        for (slot, mask) in rule.slots.enumerated() where seen & (1 << slot) == 0 && tokens[next].mask.intersects(mask) {
-                            seen |= 1 << slot
-                            last = next
-                            break
+                        if seen == complete {
+                            found(InjectionLexicon.rules[ruleIndex], Int(tokens[from].start)..<Int(tokens[last].end))
+                            from = last
                         }
-                        if seen == (1 << rule.slots.count) - 1 { break }
-                        next += 1
-                    }
-                    if seen == (1 << rule.slots.count) - 1 {
-                        found(rule, Int(tokens[from].start)..<Int(tokens[last].end))
-                        from = last
                     }
                 }
             }
@@ -517,7 +654,22 @@ enum Structure {
         let count = norm.count
         var index = 0
         var lineStart = true
+        let classes = ByteClass.table
         while index < count {
+            // Only line starts and `\n < [ !` matter: skip everything else with one table read a byte.
+            if !lineStart {
+                while index + 8 <= count {
+                    let chunk = UnsafeRawPointer(norm.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                    let marks = SWAR.equal(chunk, 0x0A) | SWAR.equal(chunk, 0x3C) | SWAR.equal(chunk, 0x5B) | SWAR.equal(chunk, 0x21)
+                    if marks != 0 {
+                        index += marks.trailingZeroBitCount >> 3
+                        break
+                    }
+                    index += 8
+                }
+                while index < count, classes[Int(norm[index])] & ByteClass.layout == 0 { index += 1 }
+                if index == count { break }
+            }
             let byte = norm[index]
             if lineStart {
                 lineStart = false
@@ -529,6 +681,9 @@ enum Structure {
                     skipped += 1
                 }
                 let first: UInt8 = cursor < count ? norm[cursor] : 0
+                // Role words start with s, a, d or i.
+                let roleInitial = first == 0x73 || first == 0x61 || first == 0x64 || first == 0x69
+                if roleInitial {
                 for (word, weight) in roleWords where word[0] == first && cursor + word.count <= count {
                     var same = true
                     for (offset, expected) in word.enumerated() where norm[cursor + offset] != expected { same = false; break }
@@ -541,6 +696,7 @@ enum Structure {
                         found("role_injection", .promptInjection, weight, index..<min(count, after + 1))
                         break
                     }
+                }
                 }
             }
             switch byte {

@@ -206,8 +206,31 @@ struct Scanner {
     func scan(_ found: (Entity, Range<Int>) -> Void) {
         let count = bytes.count
         var index = 0
+        let classes = ByteClass.table
         while index < count {
+            // Every entity holds an anchor byte (a digit, A-Z, `_ - @ + ( :`) in its first word or right
+            // after it. Lowercase words and other punctuation are crossed one table read a byte; at an
+            // anchor, the scan resumes at the start of the word before it, as if it had read every byte
+            // (nothing in between can start an entity: lowercase words followed by no anchor never do).
+            let from = index
+            while index + 8 <= count {
+                let chunk = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                let anchors = SWAR.entityAnchors(chunk)
+                if anchors != 0 {
+                    index += anchors.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
+            while index < count, classes[Int(bytes[index])] & ByteClass.entityAnchor == 0 { index += 1 }
+            if index == count { break }
+            while index > from, Self.isAlnum(bytes[index - 1]) { index -= 1 }
             let byte = bytes[index]
+            let bits = classes[Int(byte)]
+            if bits & ByteClass.entityStart == 0 {
+                index += 1
+                continue
+            }
             let boundary = index == 0 || !(Self.isAlnum(bytes[index - 1]) || bytes[index - 1] == 0x5F)
             if byte == 0x40 {
                 if on(.email), let range = email(at: index) { found(.email, range) }
@@ -223,7 +246,7 @@ struct Scanner {
                 index += 1
                 continue
             }
-            if let (entity, end) = token(at: index) {
+            if bits & ByteClass.tokenStart != 0, let (entity, end) = token(at: index) {
                 found(entity, index..<end)
                 index = end
                 continue
@@ -237,7 +260,7 @@ struct Scanner {
                 let previous = index > 0 ? bytes[index - 1] : 0x20
                 let cleanStart = previous != 0x2E && previous != 0x2D && previous != 0x2F && previous != 0x2B && previous != 0x3A
                 if cleanStart {
-                    if on(.ipAddress), let end = ipv4(at: index) ?? ipv6(at: index) {
+                    if on(.ipAddress), let end = (bits & ByteClass.digit != 0 ? ipv4(at: index) : nil) ?? (mayBeIPv6(at: index) ? ipv6(at: index) : nil) {
                         found(.ipAddress, index..<end)
                         index = end
                         continue
@@ -247,12 +270,12 @@ struct Scanner {
                         index = end
                         continue
                     }
-                    if Self.isDigit(byte), on(.paymentCard), let end = card(at: index) {
+                    if Self.isDigit(byte), on(.paymentCard), digits(at: index, atLeast: 12, in: 0x2D), let end = card(at: index) {
                         found(.paymentCard, index..<end)
                         index = end
                         continue
                     }
-                    if Self.isDigit(byte) || byte == 0x2B || byte == 0x28, on(.phone), let end = phone(at: index) {
+                    if Self.isDigit(byte) || byte == 0x2B || byte == 0x28, on(.phone), phoneDigits(at: index), let end = phone(at: index) {
                         found(.phone, index..<end)
                         index = end
                         continue
@@ -261,14 +284,84 @@ struct Scanner {
             }
             // A number that is no entity: skip all its groups (no finding starts inside it).
             if Self.isDigit(byte) {
-                index = groups(at: index) { $0 == 0x20 || $0 == 0x2D || $0 == 0x2E || $0 == 0x2F }.end
+                index = numberEnd(at: index)
                 continue
             }
             // Skip the rest of this word: nothing starts inside it.
-            let wasAlnum = Self.isAlnum(byte)
             index += 1
-            while wasAlnum, index < count, Self.isAlnum(bytes[index]) { index += 1 }
+            if bits & ByteClass.alnum != 0 {
+                while index < count, classes[Int(bytes[index])] & ByteClass.alnum != 0 { index += 1 }
+            }
         }
+    }
+
+    // MARK: Prefilters (cheap necessary conditions, so the full parsers run only where they can match)
+
+    /// A hex group of at most four and a colon, or a colon: where an IPv6 address can start.
+    @inline(__always)
+    func mayBeIPv6(at index: Int) -> Bool {
+        let classes = ByteClass.table
+        var cursor = index
+        while cursor < bytes.count, cursor - index < 5, classes[Int(bytes[cursor])] & ByteClass.hex != 0 { cursor += 1 }
+        return cursor < bytes.count && bytes[cursor] == 0x3A
+    }
+
+    /// At least `minimum` digits in the run of digits and single `separator`s or spaces from `index`
+    /// (what `groups` would read, without building its arrays).
+    @inline(__always)
+    func digits(at index: Int, atLeast minimum: Int, in separator: UInt8) -> Bool {
+        var cursor = index
+        var digits = 0
+        while cursor < bytes.count {
+            let b = bytes[cursor]
+            if Self.isDigit(b) {
+                digits += 1
+                if digits >= minimum { return true }
+            } else if b != 0x20 && b != separator {
+                return false
+            }
+            cursor += 1
+        }
+        return false
+    }
+
+    /// At least 8 digits among the next 80 bytes of a phone-shaped run: `phone` needs 8 (with `+`) or 10.
+    @inline(__always)
+    func phoneDigits(at index: Int) -> Bool {
+        let classes = ByteClass.table
+        var cursor = index
+        var digits = 0
+        while cursor < bytes.count, cursor - index < 80 {
+            let bits = classes[Int(bytes[cursor])]
+            if bits & ByteClass.phoneRun == 0 { return false }
+            if bits & ByteClass.digit != 0 {
+                digits += 1
+                if digits >= 8 { return true }
+            }
+            cursor += 1
+        }
+        return false
+    }
+
+    /// Where `groups(at:separators: space - . /)` ends, without building its arrays.
+    func numberEnd(at index: Int) -> Int {
+        var cursor = index
+        var digits = 0
+        var current = 0
+        while cursor < bytes.count, digits <= 20 {
+            let b = bytes[cursor]
+            if Self.isDigit(b) {
+                digits += 1
+                current += 1
+                cursor += 1
+            } else if b == 0x20 || b == 0x2D || b == 0x2E || b == 0x2F, current > 0, cursor + 1 < bytes.count, Self.isDigit(bytes[cursor + 1]) {
+                current = 0
+                cursor += 1
+            } else {
+                break
+            }
+        }
+        return cursor
     }
 
     // MARK: Keys and tokens

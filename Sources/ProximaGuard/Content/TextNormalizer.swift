@@ -6,8 +6,16 @@
 struct NormalizedText {
     /// Normalized UTF-8.
     var bytes: [UInt8] = []
-    /// For each normalized byte, the original byte offset of the character it came from.
-    var origin: [Int32] = []
+    /// Where normalized bytes come from, kept sparse: normalized byte `k` comes from the original
+    /// offset `original + (k - norm)` of the last break at or before it (an implicit break (0, 0)
+    /// first). A break is recorded only where that stops holding (a collapsed space, a folded or
+    /// dropped character), so plain ASCII records none and writes nothing but its bytes.
+    var breaks: [Break] = []
+
+    struct Break {
+        var norm: Int32
+        var original: Int32
+    }
     /// Zero-width and other invisible format characters removed (outside emoji sequences).
     var invisible = 0
     /// Tag characters decoded (outside flag emoji sequences), and where they were.
@@ -22,13 +30,14 @@ struct NormalizedText {
         // Never longer than the input (every fold is at most as long as what it replaces): written in
         // place into buffers of that size, not appended.
         let capacity = text.count + 8
-        var outBytes = [UInt8](repeating: 0, count: capacity)
-        var outOrigin = [Int32](repeating: 0, count: capacity)
+        var breaks: [Break] = []
         var n = 0
         var invisible = 0, tags = 0, homoglyphs = 0
         var tagSpan: Range<Int>?
-        outBytes.withUnsafeMutableBufferPointer { out in
-            outOrigin.withUnsafeMutableBufferPointer { from in
+        // Original offset minus normalized offset since the last break.
+        var delta = 0
+        let outBytes = [UInt8](unsafeUninitializedCapacity: capacity) { out, initialized in
+            do {
                 var index = 0
                 var lastWasSpace = true
                 var inFlag = false
@@ -36,12 +45,81 @@ struct NormalizedText {
                 @inline(__always) func emit(_ byte: UInt8, _ at: Int) {
                     guard n < capacity else { return }
                     out[n] = byte
-                    from[n] = Int32(truncatingIfNeeded: at)
+                    if at - n != delta {
+                        delta = at - n
+                        breaks.append(Break(norm: Int32(truncatingIfNeeded: n), original: Int32(truncatingIfNeeded: at)))
+                    }
                     n += 1
                 }
+                let classes = ByteClass.table
+                let lowered = ByteClass.lowered
                 while index < count {
                     let start = index
                     let lead = text[index]
+                    // Fast path: printable ASCII is copied (A-Z lowered) and a single space kept, one table
+                    // read per byte; everything else goes the long way below.
+                    // (Locals in the loop: `n` is shared with `emit` and would be read from memory.)
+                    if classes[Int(lead)] & ByteClass.plain != 0 || lead == 0x20 {
+                        var m = n
+                        var at = index
+                        var space = lastWasSpace
+                        var shift = delta
+                        var byteUntil = 0
+                        let base = text.baseAddress!
+                        let outBase = out.baseAddress!
+                        while at < count {
+                            // Eight printable bytes with no two spaces in a row: lowered and copied at once.
+                            // After a chunk that could not be copied whole, its bytes go one by one (no retry
+                            // at every byte up to the one that stopped it).
+                            if at >= byteUntil && at + 8 <= count {
+                                byteUntil = at + 8
+                                let chunk = UnsafeRawPointer(base + at).loadUnaligned(as: UInt64.self)
+                                if SWAR.printable(chunk) == SWAR.high {
+                                    let spaces = SWAR.equal(chunk, 0x20)
+                                    if spaces & (spaces << 8) == 0 && !(space && spaces & 0x80 != 0) {
+                                        UnsafeMutableRawPointer(outBase + m).storeBytes(of: chunk | (SWAR.uppercaseLetters(chunk) >> 2), as: UInt64.self)
+                                        if at - m != shift {
+                                            shift = at - m
+                                            breaks.append(Break(norm: Int32(truncatingIfNeeded: m), original: Int32(truncatingIfNeeded: at)))
+                                        }
+                                        m += 8
+                                        at += 8
+                                        space = spaces >> 56 != 0
+                                        continue
+                                    }
+                                }
+                            }
+                            let byte = text[at]
+                            if classes[Int(byte)] & ByteClass.plain != 0 {
+                                out[m] = lowered[Int(byte)]
+                                if at - m != shift {
+                                    shift = at - m
+                                    breaks.append(Break(norm: Int32(truncatingIfNeeded: m), original: Int32(truncatingIfNeeded: at)))
+                                }
+                                m += 1
+                                space = false
+                            } else if byte == 0x20 {
+                                if !space {
+                                    out[m] = 0x20
+                                    if at - m != shift {
+                                        shift = at - m
+                                        breaks.append(Break(norm: Int32(truncatingIfNeeded: m), original: Int32(truncatingIfNeeded: at)))
+                                    }
+                                    m += 1
+                                }
+                                space = true
+                            } else {
+                                break
+                            }
+                            at += 1
+                        }
+                        n = m
+                        index = at
+                        lastWasSpace = space
+                        delta = shift
+                        inFlag = false
+                        continue
+                    }
                     if lead < 0x80 {
                         index += 1
                         inFlag = false
@@ -138,24 +216,35 @@ struct NormalizedText {
                     }
                     lastWasSpace = false
                 }
-    
             }
+            initialized = n
         }
-        outBytes.removeLast(capacity - n)
-        outOrigin.removeLast(capacity - n)
         bytes = outBytes
-        origin = outOrigin
+        self.breaks = breaks
         self.invisible = invisible
         self.tags = tags
         self.tagSpan = tagSpan
         self.homoglyphs = homoglyphs
     }
 
+    /// The original offset of the character normalized byte `index` came from.
+    func origin(_ index: Int) -> Int {
+        // The last break at or before `index` (binary search; none: the implicit (0, 0)).
+        var low = 0, high = breaks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if Int(breaks[middle].norm) <= index { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0 else { return index }
+        let last = breaks[low - 1]
+        return Int(last.original) + index - Int(last.norm)
+    }
+
     /// The original span of normalized bytes `range`.
     func originalSpan(_ range: Range<Int>, in text: UnsafeBufferPointer<UInt8>) -> Range<Int> {
-        guard !range.isEmpty, range.upperBound <= origin.count else { return 0..<0 }
-        let lower = Int(origin[range.lowerBound])
-        let lastStart = Int(origin[range.upperBound - 1])
+        guard !range.isEmpty, range.upperBound <= bytes.count else { return 0..<0 }
+        let lower = origin(range.lowerBound)
+        let lastStart = origin(range.upperBound - 1)
         let upper = min(text.count, lastStart + UTF8Scan.length(of: text[lastStart]))
         return lower..<max(lower, upper)
     }
