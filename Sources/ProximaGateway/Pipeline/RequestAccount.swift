@@ -109,6 +109,8 @@ final class RequestAccount: Sendable {
         if !measuredByConnection && endpoint != nil { metrics.recordOverhead(max(.zero, elapsed - upstreamWait)) }
         if let usage { metrics.recordTokens(model: labels.model, usage: usage, estimated: estimated) }
         metrics.requestEnded()
+        // Built only when the line is written: the hot path pays nothing for it at higher levels.
+        guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "request_id": "\(requestID)", "operation": "\(operation.rawValue)", "model": "\(labels.model)",
             "endpoint": "\(endpointName)", "status": "\(status)", "stream": "\(labels.stream)",
