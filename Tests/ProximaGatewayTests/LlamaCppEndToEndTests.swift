@@ -90,6 +90,25 @@ struct LlamaCppEndToEndTests {
         }
     }
 
+    @Test func theGuardsRefuseAnInjectionAndMaskPersonalDataThroughTheOfficialClient() async throws {
+        try #require(RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test")
+        try await withFleet(1, configure: {
+            $0.guards.injection.action = .refuse
+            $0.guards.input.action = .mask
+            $0.guards.output.action = .mask
+        }) { _, gateway in
+            let (status, output) = try await Process.runCapturingOutput(
+                RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_guard_check.py", gateway.baseURL, "smollm2"],
+                timeout: .seconds(240))
+            #expect(status == 0, "openai guard checks failed:\n\(output)")
+            #expect(output.contains("all openai guard checks passed"))
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_guard_verdicts_total{category="prompt_injection",direction="input",action="refused"} 1"#)
+                || metrics.contains(#"proxima_guard_verdicts_total{category="system_prompt_extraction",direction="input",action="refused"} 1"#))
+            #expect(metrics.contains(#"proxima_guard_verdicts_total{category="sensitive_data",direction="input",action="masked"} 1"#))
+        }
+    }
+
     @Test func rawHTTPStreamsAndPlainAnswersCarryUsage() async throws {
         try await withFleet(1) { _, gateway in
             let plain = try await TestHTTP.post(
