@@ -143,6 +143,33 @@ enum SignedAgentFixture {
         }
     }
 
+    @Test func onlyAllowedHostsAreFetchedAndNewFetchesShareABudget() async throws {
+        try await withVerifier(.keys(json: SignedAgentFixture.directory, maxAge: nil), change: { settings, _ in
+            settings.allowedOrigins = ["agents.example"]
+        }) { verifier, server in
+            let found = try await classify(verifier, origin: server.origin, nonce: "a")
+            #expect(found == CallerClassification(.declaredBot, name: server.origin, reason: "directory_unavailable"))
+            #expect(verifier.directoryFetches == 0)
+        }
+        try await withVerifier(.keys(json: SignedAgentFixture.directory, maxAge: nil), change: { settings, _ in
+            settings.maxFetchesPerMinute = 2
+            settings.directoryFailureTTLSeconds = 0
+        }) { verifier, server in
+            // Made-up origins (nothing listens there) use up the budget; the real one then waits its turn.
+            for port in [1, 2, 3] {
+                _ = try await classify(verifier, origin: "http://127.0.0.1:\(port)", nonce: "made-up-\(port)")
+            }
+            #expect(verifier.directoryFetches == 2)
+            let refused = try await classify(verifier, origin: server.origin, nonce: "b")
+            #expect(refused?.reason == "directory_unavailable")
+            #expect(server.fetches.load(ordering: .relaxed) == 0)
+            // Thirty seconds later one fetch has been earned back.
+            let later = try await classify(verifier, origin: server.origin, nonce: "c", at: Self.now + 30)
+            #expect(later?.callerClass == .signedAgent)
+            #expect(server.fetches.load(ordering: .relaxed) == 1)
+        }
+    }
+
     @Test func privateOriginsAreNotFetchedUnlessAllowed() async throws {
         try await withVerifier(.keys(json: SignedAgentFixture.directory, maxAge: nil), change: { settings, _ in settings.allowPrivateOrigins = false }) {
             verifier, server in

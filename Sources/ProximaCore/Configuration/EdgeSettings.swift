@@ -111,14 +111,32 @@ public struct SignedAgentSettings: Codable, Sendable, Equatable {
     public var maxRememberedSignatures: Int
     /// Whether a fetched directory may be on a loopback or private address (tests, private agents).
     public var allowPrivateOrigins: Bool
+    /// Hosts whose directories may be fetched: a name allows itself and its subdomains. Empty: any
+    /// public host. The origin is named by the caller, so this is what keeps the gateway from fetching
+    /// wherever a caller points it.
+    public var allowedOrigins: [String]
+    /// New directory fetches started at most per minute, for the whole gateway; past it a signature
+    /// from an agent not yet known is unverified (`directory_unavailable`) without a fetch.
+    public var maxFetchesPerMinute: Int
     /// Keys known without fetching.
     public var directories: [AgentDirectorySettings]
+
+    /// Whether a directory may be fetched from `host` (lower-case): `allowed_origins` empty, or `host`
+    /// is one of them or a subdomain of one.
+    public func mayFetch(host: String) -> Bool {
+        guard !allowedOrigins.isEmpty else { return true }
+        return allowedOrigins.contains { allowed in
+            let allowed = allowed.lowercased()
+            return host == allowed || host.hasSuffix("." + allowed)
+        }
+    }
 
     public init(
         enabled: Bool = true, fetchDirectories: Bool = true, directoryTimeoutSeconds: Double = 1, directoryMaxTTLSeconds: Double = 86_400,
         directoryDefaultTTLSeconds: Double = 3_600, directoryFailureTTLSeconds: Double = 60, maxDirectories: Int = 10_000,
         maxSignatureLifetimeSeconds: Double = 3_600, clockSkewSeconds: Double = 60, maxRememberedSignatures: Int = 1_000_000,
-        allowPrivateOrigins: Bool = false, directories: [AgentDirectorySettings] = []
+        allowPrivateOrigins: Bool = false, allowedOrigins: [String] = [], maxFetchesPerMinute: Int = 60,
+        directories: [AgentDirectorySettings] = []
     ) {
         self.enabled = enabled
         self.fetchDirectories = fetchDirectories
@@ -131,6 +149,8 @@ public struct SignedAgentSettings: Codable, Sendable, Equatable {
         self.clockSkewSeconds = clockSkewSeconds
         self.maxRememberedSignatures = maxRememberedSignatures
         self.allowPrivateOrigins = allowPrivateOrigins
+        self.allowedOrigins = allowedOrigins
+        self.maxFetchesPerMinute = maxFetchesPerMinute
         self.directories = directories
     }
 
@@ -140,6 +160,7 @@ public struct SignedAgentSettings: Codable, Sendable, Equatable {
         case directoryFailureTTLSeconds = "directory_failure_ttl_seconds", maxDirectories = "max_directories"
         case maxSignatureLifetimeSeconds = "max_signature_lifetime_seconds", clockSkewSeconds = "clock_skew_seconds"
         case maxRememberedSignatures = "max_remembered_signatures", allowPrivateOrigins = "allow_private_origins", directories
+        case allowedOrigins = "allowed_origins", maxFetchesPerMinute = "max_fetches_per_minute"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -158,6 +179,8 @@ public struct SignedAgentSettings: Codable, Sendable, Equatable {
         clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? d.clockSkewSeconds
         maxRememberedSignatures = try c.decodeIfPresent(Int.self, forKey: .maxRememberedSignatures) ?? d.maxRememberedSignatures
         allowPrivateOrigins = try c.decodeIfPresent(Bool.self, forKey: .allowPrivateOrigins) ?? d.allowPrivateOrigins
+        allowedOrigins = try c.decodeIfPresent([String].self, forKey: .allowedOrigins) ?? []
+        maxFetchesPerMinute = try c.decodeIfPresent(Int.self, forKey: .maxFetchesPerMinute) ?? d.maxFetchesPerMinute
         directories = try c.decodeIfPresent([AgentDirectorySettings].self, forKey: .directories) ?? []
     }
 
@@ -172,6 +195,10 @@ public struct SignedAgentSettings: Codable, Sendable, Equatable {
         check("max_signature_lifetime_seconds", ConfigurationBounds.problem(maxSignatureLifetimeSeconds, in: 1...ConfigurationBounds.maximumSeconds, unit: "seconds"))
         check("clock_skew_seconds", ConfigurationBounds.problem(clockSkewSeconds, in: 0...3_600, unit: "seconds"))
         check("max_remembered_signatures", ConfigurationBounds.problem(maxRememberedSignatures, in: 1...100_000_000))
+        check("max_fetches_per_minute", ConfigurationBounds.problem(maxFetchesPerMinute, in: 1...ConfigurationBounds.maximumCount))
+        for (index, host) in allowedOrigins.enumerated() where host.isEmpty || host.utf8.count > 253 || host.contains("/") {
+            check("allowed_origins[\(index)]", "must be a host name (agent.example), got '\(host.prefix(64))'")
+        }
         for (index, directory) in directories.enumerated() {
             let origin = directory.origin
             if !(origin.hasPrefix("https://") || origin.hasPrefix("http://")) || origin.utf8.count > 2_048 {

@@ -31,14 +31,18 @@ final class AgentDirectoryCache: Sendable {
         var entries: [AgentOrigin: Entry] = [:]
         var inFlight: [AgentOrigin: Task<Entry, Never>] = [:]
         var fetches = 0
+        /// The fetch budget: a bucket of `max_fetches_per_minute`, refilled continuously.
+        var budget: Double
+        var budgetUpdated: Double = 0
     }
 
     private let settings: SignedAgentSettings
     private let client: HTTPClient
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     init(settings: SignedAgentSettings, client: HTTPClient, logger: Logger) {
+        state = Mutex(State(budget: Double(settings.maxFetchesPerMinute)))
         self.settings = settings
         self.client = client
         self.logger = logger
@@ -52,6 +56,7 @@ final class AgentDirectoryCache: Sendable {
     /// be had now or within the failure TTL.
     func keys(for origin: AgentOrigin, now: Double) async -> AgentKeyDirectory? {
         if origin.isPrivateOrLoopback, !settings.allowPrivateOrigins { return nil }
+        guard settings.mayFetch(host: origin.host) else { return nil }
         enum Step {
             case done(AgentKeyDirectory?)
             case wait(Task<Entry, Never>)
@@ -59,6 +64,13 @@ final class AgentDirectoryCache: Sendable {
         let step: Step = state.withLock { state in
             if let entry = state.entries[origin], entry.until > now { return .done(entry.keys) }
             if let task = state.inFlight[origin] { return .wait(task) }
+            // Origins are named by callers: new fetches share one budget, so no caller can make the
+            // gateway fetch from a stream of made-up hosts faster than that.
+            let limit = Double(settings.maxFetchesPerMinute)
+            state.budget = min(limit, state.budget + max(0, now - state.budgetUpdated) * limit / 60)
+            state.budgetUpdated = now
+            guard state.budget >= 1 else { return .done(nil) }
+            state.budget -= 1
             state.fetches += 1
             // Not the caller's task: a caller that leaves must not cancel the fetch others wait for.
             // The fetch ends within the directory timeout, whoever waits.
