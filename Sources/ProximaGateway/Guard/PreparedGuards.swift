@@ -7,7 +7,9 @@ import ProximaGuard
 struct PreparedGuards: Sendable {
     let settings: GuardSettings
     let injection: InjectionDetector
-    private let detectors: [String: SensitiveDataDetector]
+    /// What applies to tenants without an override, and to each tenant with one, resolved once.
+    private let defaultPolicy: Policy
+    private let tenantPolicies: [String: Policy]
 
     /// What applies to one tenant.
     struct Policy: Sendable {
@@ -36,18 +38,24 @@ struct PreparedGuards: Sendable {
                 throw InvalidConfiguration(problems: [.init("guards.patterns", "a pattern does not compile: \(error)")])
             }
         }
-        self.detectors = detectors
+        func resolve(_ tenant: String) -> Policy {
+            let (injection, input, output) = settings.resolved(tenant: tenant)
+            // Every entity set in use was built above.
+            return Policy(
+                injection: injection, input: input, output: output, inputDetector: detectors[Self.key(input.entities)]!,
+                outputDetector: detectors[Self.key(output.entities)]!)
+        }
+        defaultPolicy = resolve("")
+        var tenantPolicies: [String: Policy] = [:]
+        for tenant in settings.tenants.keys { tenantPolicies[tenant] = resolve(tenant) }
+        self.tenantPolicies = tenantPolicies
     }
 
     private static func key(_ entities: [String]) -> String { entities.sorted().joined(separator: ",") }
 
+    /// The tenant's policy, resolved when the configuration was loaded: nothing is looked up or
+    /// built per request.
     func policy(tenant: String) -> Policy {
-        let (injection, input, output) = settings.resolved(tenant: tenant)
-        // Every entity set was built at init; the fallback is unreachable for a validated configuration.
-        let fallback = detectors.values.first ?? (try? SensitiveDataDetector())
-        return Policy(
-            injection: injection, input: input, output: output,
-            inputDetector: detectors[Self.key(input.entities)] ?? fallback!,
-            outputDetector: detectors[Self.key(output.entities)] ?? fallback!)
+        tenantPolicies[tenant] ?? defaultPolicy
     }
 }
