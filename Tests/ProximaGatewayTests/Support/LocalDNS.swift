@@ -22,7 +22,23 @@ final class LocalDNS: Sendable {
 
     /// Starts dnsmasq with `hosts` lines (`IP name`: A and PTR), `--ptr-record=PTRNAME,TARGET` and
     /// `--host-record=NAME,IP` (A only, no PTR unless the IP has none), then waits until it answers.
+    /// A start that fails (the free port taken again before dnsmasq bound it, on UDP or on TCP, which
+    /// dnsmasq also binds) is retried on another port, three times in all.
     static func start(hosts: [String] = [], pointerRecords: [(address: String, name: String)] = [], hostRecords: [(name: String, address: String)] = [])
+        throws -> LocalDNS
+    {
+        var attempt = 1
+        while true {
+            do {
+                return try startOnce(hosts: hosts, pointerRecords: pointerRecords, hostRecords: hostRecords)
+            } catch {
+                if attempt == 3 { throw error }
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce(hosts: [String], pointerRecords: [(address: String, name: String)], hostRecords: [(name: String, address: String)])
         throws -> LocalDNS
     {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq") else {
@@ -76,7 +92,8 @@ final class LocalDNS: Sendable {
             if Self.answers(port: port) { return dns }
             usleep(20_000)
         }
-        let output = (try? String(contentsOfFile: directory + "/dnsmasq.out", encoding: .utf8)) ?? ""
+        let output = ((try? String(contentsOfFile: directory + "/dnsmasq.out", encoding: .utf8)) ?? "")
+            + ((try? String(contentsOfFile: directory + "/queries.log", encoding: .utf8)) ?? "")
         dns.stop()
         throw LocalPostgres.Failure(message: "dnsmasq did not answer within 10 s: \(output)")
     }
