@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ProximaCore", targets: ["ProximaCore"]),
         .library(name: "ProximaCache", targets: ["ProximaCache"]),
         .library(name: "ProximaGuard", targets: ["ProximaGuard"]),
+        .library(name: "ProximaAudit", targets: ["ProximaAudit"]),
         .library(name: "ProximaGateway", targets: ["ProximaGateway"]),
     ],
     dependencies: [
@@ -56,6 +57,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "ProximaAudit",
+            dependencies: [
+                "ProximaCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "ProximaStore",
             dependencies: [
                 "ProximaCore",
@@ -74,6 +85,7 @@ let package = Package(
                 "ProximaCore",
                 "ProximaCache",
                 "ProximaGuard",
+                "ProximaAudit",
                 "ProximaStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -130,6 +142,7 @@ let package = Package(
                 "ProximaCache",
                 "ProximaGateway",
                 "ProximaGuard",
+                "ProximaAudit",
                 "ProximaStore",
                 "ProximaBench",
                 "ProximaEmulator",
@@ -160,6 +173,16 @@ let package = Package(
                 "ProximaCore",
                 "ProximaGuard",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "ProximaAuditTests",
+            dependencies: [
+                "ProximaCore",
+                "ProximaAudit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: testSettings
         ),
@@ -208,6 +231,7 @@ let package = Package(
                 "ProximaBench",
                 "ProximaGateway",
                 "ProximaGuard",
+                "ProximaAudit",
                 "ProximaStore",
                 "ProximaEmulator",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -87,7 +87,7 @@ enum RoutingFixture {
             request, policy: F.policy(.balanced), fleet: fleet, telemetry: telemetry, now: 1, entropy: 0, limit: .max, explain: true)
         #expect(decision.candidates.map(\.endpoint) == [4])
         let kinds = Dictionary(uniqueKeysWithValues: decision.exclusions.map { (fleet.endpoints[$0.endpoint].name, $0.kind) })
-        #expect(kinds == ["drained": .drained, "broken": .circuitOpen, "full": .saturated, "faraway": .constraint, "other": .modelNotServed])
+        #expect(kinds == ["drained": .drained, "broken": .circuitOpen, "full": .saturated, "faraway": .residency, "other": .modelNotServed])
         let reasons = decision.exclusions.map(\.reason).joined(separator: " | ")
         #expect(reasons.contains("2 of 2 in flight"))
         #expect(reasons.contains("AU"))

@@ -157,6 +157,11 @@ extension ProximaConfiguration {
         }
         problems += edge.problems(at: "edge")
         problems += guards.problems(at: "guards", entityNames: GuardSettings.builtInEntities)
+        problems += residency.problems(at: "residency")
+        for name in residency.models.keys.sorted() where !modelNames.union(servedModels).contains(name) {
+            problems.append(.init("residency.models.\(name)", "names no model of the configuration"))
+        }
+        problems += audit.problems(at: "audit")
         return problems
     }
 

@@ -24,6 +24,10 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
     public var edge: EdgeSettings
     /// Content guards: prompt injection, secrets and personal data (docs/security.md).
     public var guards: GuardSettings
+    /// Where each tenant's data may be processed (docs/governance.md).
+    public var residency: ResidencySettings
+    /// The tamper-evident audit trail (docs/governance.md).
+    public var audit: AuditSettings
 
     /// The data directory when the file does not name one.
     public static let defaultDataDirectory = "data"
@@ -42,7 +46,9 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         store: StoreSettings = .init(),
         cache: CacheSettings = .init(),
         edge: EdgeSettings = .init(),
-        guards: GuardSettings = .init()
+        guards: GuardSettings = .init(),
+        residency: ResidencySettings = .init(),
+        audit: AuditSettings = .init()
     ) {
         self.server = server
         self.sites = sites
@@ -58,11 +64,13 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         self.cache = cache
         self.edge = edge
         self.guards = guards
+        self.residency = residency
+        self.audit = audit
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case server, sites, endpoints, models, logging, routing, admin, auth, limits
-        case dataDirectory = "data_dir", store, cache, edge, guards
+        case dataDirectory = "data_dir", store, cache, edge, guards, residency, audit
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +90,8 @@ public struct ProximaConfiguration: Codable, Sendable, Equatable {
         cache = try c.decodeIfPresent(CacheSettings.self, forKey: .cache) ?? .init()
         edge = try c.decodeIfPresent(EdgeSettings.self, forKey: .edge) ?? .init()
         guards = try c.decodeIfPresent(GuardSettings.self, forKey: .guards) ?? .init()
+        residency = try c.decodeIfPresent(ResidencySettings.self, forKey: .residency) ?? .init()
+        audit = try c.decodeIfPresent(AuditSettings.self, forKey: .audit) ?? .init()
     }
 }
 

@@ -120,6 +120,14 @@ public final class FleetRouter: Sendable {
         _ request: RouteRequest, endpoint index: Int, facts: EndpointRoutingFacts, telemetry: FleetTelemetry,
         contextLength: Int?, fleet: Fleet, now: Double
     ) -> (ExclusionKind, String)? {
+        // Hard rules first, so that an endpoint outside them is reported as such whatever its state.
+        if !request.constraints.isEmpty {
+            let endpoint = fleet.endpoints[index]
+            let site = fleet.site(of: endpoint)
+            for constraint in request.constraints {
+                if let reason = constraint.exclusionReason(endpoint: endpoint, site: site) { return (constraint.exclusionKind, reason) }
+            }
+        }
         if telemetry.statuses[index].drained { return (.drained, "drained by an operator") }
         if !telemetry.statuses[index].breaker.allowsRequest(at: now) {
             let breaker = telemetry.statuses[index].breaker
@@ -136,13 +144,6 @@ public final class FleetRouter: Sendable {
             let (needed, overflow) = request.promptTokens.addingReportingOverflow(request.maxOutputTokens ?? 0)
             if overflow || needed > contextLength {
                 return (.contextTooLong, "prompt (\(request.promptTokens) tokens) plus max_tokens (\(request.maxOutputTokens ?? 0)) exceeds the context length \(contextLength)")
-            }
-        }
-        if !request.constraints.isEmpty {
-            let endpoint = fleet.endpoints[index]
-            let site = fleet.site(of: endpoint)
-            for constraint in request.constraints {
-                if let reason = constraint.exclusionReason(endpoint: endpoint, site: site) { return (.constraint, reason) }
             }
         }
         return nil

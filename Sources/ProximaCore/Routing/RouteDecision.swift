@@ -36,14 +36,21 @@ public struct RouteRequest: Sendable {
 /// A rule that can rule an endpoint out for a request: where data may be processed, which providers
 /// may see it. Residency and provider policies plug in here.
 public protocol RouteConstraint: Sendable {
+    /// The kind an exclusion by this rule is reported as.
+    var exclusionKind: ExclusionKind { get }
     /// Why the endpoint must not serve the request, or nil when it may.
     func exclusionReason(endpoint: Endpoint, site: Site) -> String?
+}
+
+extension RouteConstraint {
+    public var exclusionKind: ExclusionKind { .constraint }
 }
 
 /// Only sites in the listed jurisdictions may serve (for example `["DE", "FR"]` for data that must
 /// stay in those countries). A site with no jurisdiction never qualifies.
 public struct JurisdictionConstraint: RouteConstraint {
     public var allowed: Set<String>
+    public var exclusionKind: ExclusionKind { .residency }
 
     public init(allowed: Set<String>) {
         self.allowed = allowed
@@ -140,6 +147,8 @@ public enum ExclusionKind: String, Sendable, Codable {
     case drained
     case saturated
     case constraint
+    /// Outside the tenant's, key's or model's residency rules (docs/governance.md).
+    case residency
 }
 
 /// An endpoint that was not considered, and why.
