@@ -84,7 +84,7 @@ public struct NoteVerifier: Sendable {
     private let publicKey: Curve25519.Signing.PublicKey
 
     public init(verifierKey: String) throws {
-        let parts = verifierKey.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = verifierKey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let key = Data(base64Encoded: String(parts[2])), key.count == 33, key.first == 1 else {
             throw NoteError("malformed verifier key")
         }
