@@ -91,6 +91,26 @@ import Testing
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
+    @Test func recordsWhoseTextLooksLikeSeqOrPrevAreWrittenExactly() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try await Self.open(directory)
+        _ = try await log.append(Self.record())
+        let tricky = Self.record(tenant: "acme", requestID: #""prev":"","seq":0"#, detail: #"{"prev":"","seq":0}"#)
+        #expect(try await log.append(tricky) == 1)
+        let line = try Self.lines(directory)[1]
+        var expected = tricky
+        expected.seq = 1
+        expected.prev = AuditLogWriter.hex(MerkleHashing.leaf(try Self.lines(directory)[0]))
+        #expect(try expected.encodedLine() == line)
+        #expect(try AuditRecord.decode(line: line) == expected)
+        var unencodable = Self.record()
+        unencodable.costUSD = .nan
+        await #expect(throws: AuditError.self) { _ = try await log.append(unencodable) }
+        #expect(try await log.append(Self.record()) == 2)
+        await log.close()
+    }
+
     @Test func concurrentAppendsLandExactlyOnceInSeqOrder() async throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

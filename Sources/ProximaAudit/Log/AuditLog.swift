@@ -74,11 +74,17 @@ public final class AuditLog: Sendable {
     /// is never missing from the log. Throws when the write or fsync failed (nothing of the record
     /// stays in the segment) or the log is closed.
     public func append(_ record: AuditRecord) async throws -> Int {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+        let line: AuditLineTemplate
+        do {
+            line = try AuditLineTemplate(record: record)
+        } catch {
+            throw AuditError("audit record not written: it cannot be encoded: \(error)")
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
             let rejection: AuditError? = shared.withLock { state in
                 if let failure = state.failure { return failure }
                 if state.closing { return AuditError("the audit log is closed") }
-                let pending = PendingAppend(record: record, continuation: continuation)
+                let pending = PendingAppend(record: record, line: line, continuation: continuation)
                 if state.pending.count < settings.maxPendingRecords && state.waitingForRoom.isEmpty {
                     state.pending.append(pending)
                     shared.condition.signal()
@@ -158,9 +164,11 @@ public final class AuditLog: Sendable {
             from: from, to: toCheckpoint.size, proof: proof.map(Self.base64), fromCheckpoint: fromNote, toCheckpoint: toCheckpoint.note)
     }
 
-    /// Records matching the query, from the index, oldest first; each is the stored line.
+    /// Records matching the query, from the index, oldest first; each is the stored line. Waits for
+    /// the index rows already queued, so every record appended before the call is found.
     public func search(_ query: AuditQuery) async throws -> [String] {
-        try await index.search(query, directory: directory)
+        try await index.flush()
+        return try await index.search(query, directory: directory)
     }
 
     /// Searches a log directory's index without opening the log, so while a gateway holds it

@@ -149,17 +149,11 @@ final class AuditLogWriter: @unchecked Sendable {
         for pending in batch {
             var record = pending.record
             record.seq = seq
-            record.prev = previous.map(Self.hex) ?? ""
-            let line: [UInt8]
-            do {
-                line = try record.encodedLine()
-            } catch {
-                pending.continuation.resume(throwing: AuditError("audit record not written: it cannot be encoded: \(error)"))
-                continue
-            }
-            let leaf = MerkleHashing.leaf(line)
-            accepted.append((pending.continuation, leaf, AuditIndexRow(record: record, segment: segmentName, offset: segmentSize + bytes.count, length: line.count)))
-            bytes.append(contentsOf: line)
+            let start = bytes.count
+            pending.line.write(seq: seq, prev: previous.map(Self.hex) ?? "", to: &bytes)
+            let leaf = bytes.withUnsafeBufferPointer { MerkleHashing.leaf(UnsafeBufferPointer(rebasing: $0[start...])) }
+            accepted.append(
+                (pending.continuation, leaf, AuditIndexRow(record: record, segment: segmentName, offset: segmentSize + start, length: bytes.count - start)))
             bytes.append(0x0A)
             previous = leaf
             seq += 1
@@ -205,8 +199,10 @@ final class AuditLogWriter: @unchecked Sendable {
             state.statistics.fsyncs += 1
             state.statistics.largestBatch = max(state.statistics.largestBatch, accepted.count)
         }
-        for entry in accepted { entry.continuation.resume(returning: entry.row.seq) }
+        // Queued before the appends resume (queuing is cheap; the rows are written on GRDB's queue),
+        // so that a search after an append, which waits for the queued rows, finds its record.
         index.insertLater(accepted.map(\.row))
+        for entry in accepted { entry.continuation.resume(returning: entry.row.seq) }
     }
 
     private func fail(_ continuations: [CheckedContinuation<Int, any Error>], _ error: AuditError) {
