@@ -33,12 +33,12 @@ struct CacheStage: Sendable {
     /// goes on without a capture.
     func consult(
         _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, routing: RoutingSnapshot, headers: HTTPFields,
-        requestID: String, readOnly: Bool = false
+        requestID: String, readOnly: Bool = false, residency: String = ""
     ) async -> Result {
         let settings = routing.configuration.cache
         let plan: CachePlan
         let canonicalInput: [UInt8]
-        switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings) {
+        switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings, residency: residency) {
         case .off: return .off
         case .bypass(let reason):
             metrics.recordCacheLookup(tier: "none", outcome: "bypass", reason: reason)

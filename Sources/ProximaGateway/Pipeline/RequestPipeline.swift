@@ -72,6 +72,7 @@ struct RequestPipeline: Sendable {
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
             try Self.authorize(caller.identity, model: model, requested: inference.model)
+            let residency = current.residencyRule(caller.identity, model: model)
             let admission = try await admit.admit(
                 inference, caller: caller.identity, expectedOutputTokens: current.configuration.routing.expectedOutputTokens,
                 at: Date().timeIntervalSince1970)
@@ -86,7 +87,7 @@ struct RequestPipeline: Sendable {
             if let cache, current.configuration.cache.enabled {
                 switch await cache.consult(
                     inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID,
-                    readOnly: cacheOnly)
+                    readOnly: cacheOnly, residency: residency?.canonicalKey ?? "")
                 {
                 case .off: break
                 case .serve(let answer, let outcome):
@@ -103,7 +104,8 @@ struct RequestPipeline: Sendable {
                 }
             }
             if cacheOnly { throw GatewayError.cacheOnlyMiss(edgeKey) }
-            (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
+            (exchange, firstClaim) = try route.route(
+                inference, model: model, routing: current, hints: caller.hints, account: account, residency: residency)
             exchange.capture = capture
             exchange.outputGuard = screened.outputGuard
         } catch {

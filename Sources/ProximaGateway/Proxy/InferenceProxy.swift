@@ -84,6 +84,8 @@ struct InferenceProxy: Sendable {
         var capture: CacheCapture? = nil
         /// Masks secrets and personal data in the answer, when the tenant's guards say so.
         var outputGuard: OutputGuard? = nil
+        /// The residency rule the request was routed under, if any.
+        var residency: ResidencyRule? = nil
 
         var settings: ProxySettings { routing.proxy }
     }
@@ -678,6 +680,11 @@ struct InferenceProxy: Sendable {
             summary += "; runner_up=\(exchange.routing.fleet.endpoints[runnerUp.endpoint].name)"
         }
         if candidate.endpoint != candidates.first?.endpoint { summary += "; failover=true" }
+        if let residency = exchange.residency {
+            summary += "; residency=\(residency.named.isEmpty ? "rule" : residency.named.joined(separator: "+"))"
+            let outside = exchange.decision.exclusions.reduce(0) { $0 + ($1.kind == .residency ? 1 : 0) }
+            summary += "; excluded_residency=\(outside)"
+        }
         return summary
     }
 
