@@ -33,13 +33,15 @@ struct RequestPipeline: Sendable {
     let proxy: InferenceProxy
     let metrics: GatewayMetrics
     let logger: Logger
+    /// Where every request's record goes (nil: auditing is off).
+    var audit: AuditTrail? = nil
 
     func handle(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
         // From the connection's stamp when there is one: the hand-off to this handler counts too.
         let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
         let account = RequestAccount(
             requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
-            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
+            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger, audit: audit)
         var exchange: InferenceProxy.Exchange
         let firstClaim: EndpointClaim?
         var limitHeaders = HTTPFields()
@@ -53,6 +55,7 @@ struct RequestPipeline: Sendable {
                 request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
                 at: Date().timeIntervalSince1970)
             identified = caller.identity
+            account.describe(identity: caller.identity)
             let now = Date().timeIntervalSince1970
             let edgeSettings = routing.configuration.edge
             var edgeAdmission = EdgeStage.Admission.proceed
@@ -79,9 +82,11 @@ struct RequestPipeline: Sendable {
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
+            let received = inference.body
             let screened = try guards.screen(
                 inference, tenant: caller.identity.tenantID, snapshot: current, account: account, maxTokensCap: admission.maxTokensCap)
             inference = screened.inference
+            account.describe(received: received, sent: inference.body, residency: residency)
             var capture: CacheCapture?
             let cacheOnly = edgeAdmission == .cacheOnly
             if let cache, current.configuration.cache.enabled {
@@ -91,13 +96,15 @@ struct RequestPipeline: Sendable {
                 {
                 case .off: break
                 case .serve(let answer, let outcome):
-                    var response = cache.respond(
+                    account.describe(cache: outcome.rawValue)
+                    var response = try await cache.respond(
                         answer, outcome: outcome, inference: inference, settings: current.configuration.cache, account: account,
                         requestID: context.requestID)
                     response.headers.append(contentsOf: limitHeaders)
                     if let classField { response.headers[EdgeStage.classField] = classField }
                     return response
                 case .proceed(let kept, let outcome, let canonicalInput):
+                    account.describe(cache: outcome.rawValue)
                     capture = kept
                     cacheOutcome = outcome
                     inference.canonicalInput = canonicalInput
@@ -111,11 +118,19 @@ struct RequestPipeline: Sendable {
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
-            account.finish(status: status)
+            guard var refusal = error as? GatewayError else {
+                account.finish(status: status)
+                throw error
+            }
+            do {
+                // A refusal is an answer too: it is recorded before it is sent.
+                try await account.conclude(status: status)
+            } catch let failure {
+                refusal = failure
+            }
             if status >= 500 {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
-            guard var refusal = error as? GatewayError else { throw error }
             if limitHeaders.isEmpty, let identified, identified.isLimited,
                 !refusal.headers.contains(where: { $0.name.canonicalName.hasPrefix("x-ratelimit-") })
             {

@@ -43,6 +43,7 @@ struct RouteStage: Sendable {
         let policy = try routing.policy(requested: hints.policy, model: model, operation: inference.operation)
         let routeRequest = try Self.routeRequest(inference, model: model, hints: hints, routing: routing, residency: residency)
         let (snapshot, decision, claim) = state.route(routeRequest, policy: policy, limit: routing.proxy.maxAttempts + 1)
+        account.describe(route: decision, fleet: snapshot.fleet)
         metrics.recordRouteDecision(
             policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
             exclusions: decision.exclusions)
