@@ -143,6 +143,9 @@ struct Serve: AsyncParsableCommand {
         let gateway: Gateway
         do {
             gateway = try await Gateway.open(configuration: configuration, logger: logger, reloadSource: reloadSource)
+        } catch let failure as GatewayAuditFailure {
+            FileHandle.standardError.write(Data("proxima: \(failure)\n".utf8))
+            throw ExitCode(73)
         } catch let failure as GatewayStoreFailure {
             FileHandle.standardError.write(Data("proxima: \(failure)\n".utf8))
             throw ExitCode(failure.isConfigurationProblem ? 78 : 69)
@@ -162,9 +165,11 @@ struct Serve: AsyncParsableCommand {
                     ])
             }
         } catch {
+            await gateway.closeAudit()
             await gateway.store?.close()
             throw error
         }
+        await gateway.closeAudit()
         await gateway.store?.close()
     }
 }

@@ -33,12 +33,12 @@ struct CacheStage: Sendable {
     /// goes on without a capture.
     func consult(
         _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, routing: RoutingSnapshot, headers: HTTPFields,
-        requestID: String, readOnly: Bool = false
+        requestID: String, readOnly: Bool = false, residency: String = ""
     ) async -> Result {
         let settings = routing.configuration.cache
         let plan: CachePlan
         let canonicalInput: [UInt8]
-        switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings) {
+        switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings, residency: residency) {
         case .off: return .off
         case .bypass(let reason):
             metrics.recordCacheLookup(tier: "none", outcome: "bypass", reason: reason)
@@ -171,7 +171,7 @@ struct CacheStage: Sendable {
     func respond(
         _ answer: CachedAnswer, outcome: CacheOutcome, inference: InferenceRequest, settings: CacheSettings, account: RequestAccount,
         requestID: String
-    ) -> Response {
+    ) async throws(GatewayError) -> Response {
         let billed = answer.billedUsage(settings.billing)
         let id = answer.freshID()
         let created = Int(Date().timeIntervalSince1970)
@@ -179,7 +179,7 @@ struct CacheStage: Sendable {
         headers[.requestID] = requestID
         headers[Self.outcomeField] = outcome.rawValue
         metrics.recordCacheServed(answer, billed: billed)
-        account.finish(status: 200, usage: billed, price: answer.price, servedFromCache: true)
+        let body: ByteBuffer
         if inference.stream {
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
@@ -187,10 +187,15 @@ struct CacheStage: Sendable {
             for event in answer.events(id: id, created: created, usage: billed, includeUsage: inference.callerWantsStreamUsage) {
                 buffer.writeString(event)
             }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+            body = buffer
+        } else {
+            headers[.contentType] = "application/json"
+            body = answer.body(id: id, created: created, usage: billed, allocator: proxy.allocator)
         }
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: answer.body(id: id, created: created, usage: billed, allocator: proxy.allocator)))
+        try await account.conclude(
+            status: 200, usage: billed, price: answer.price, servedFromCache: true,
+            answer: account.audit == nil ? nil : AuditAnswer(body: body, keepText: account.keepsAnswerText))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 }
 

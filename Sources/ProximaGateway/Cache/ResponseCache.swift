@@ -65,7 +65,8 @@ final class ResponseCache: Sendable {
 
     /// Whether and how the cache serves `inference` for `caller`, under `settings`.
     static func decide(
-        _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, headers: HTTPFields, settings: CacheSettings
+        _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, headers: HTTPFields, settings: CacheSettings,
+        residency: String = ""
     ) -> CacheDecision {
         guard settings.enabled else { return .off }
         let kind: CachedAnswer.Kind
@@ -102,13 +103,13 @@ final class ResponseCache: Sendable {
         let implied = inference.impliedMaxTokens.map { UInt64($0) } ?? 0
         // The operation is hashed too: a chat body's material and a completions body's are not tagged apart.
         let operation = inference.operation.rawValue
-        let exactKey = key("exact", operation: operation, tenant: caller.tenantID, implied: implied, material: request.exactMaterial)
+        let exactKey = key("exact", operation: operation, tenant: caller.tenantID, residency: residency, implied: implied, material: request.exactMaterial)
         var partition: CacheKey?
         var text: String?
         if settings.semantic.enabled, let material = request.partitionMaterial, let semanticText = request.semanticText,
             semanticText.utf8.count <= settings.semantic.maxPromptBytes, !semanticText.isEmpty
         {
-            partition = key("semantic", operation: operation, tenant: caller.tenantID, implied: implied, material: material)
+            partition = key("semantic", operation: operation, tenant: caller.tenantID, residency: residency, implied: implied, material: material)
             text = semanticText
         }
         return .use(
@@ -119,9 +120,13 @@ final class ResponseCache: Sendable {
             canonicalInput: request.canonicalInput)
     }
 
-    /// SHA-256 over the tier, the operation, the tenant, the implied output cap and the canonical
-    /// material, each length-prefixed so that no two inputs run together; its first 128 bits.
-    static func key(_ tier: String, operation: String, tenant: String, implied: UInt64, material: [UInt8]) -> CacheKey {
+    /// SHA-256 over the tier, the operation, the tenant, the residency rule (canonical form, empty
+    /// when none: an answer made under one rule is never served under another), the implied output
+    /// cap and the canonical material, each length-prefixed so that no two inputs run together; its
+    /// first 128 bits.
+    static func key(
+        _ tier: String, operation: String, tenant: String, residency: String = "", implied: UInt64, material: [UInt8]
+    ) -> CacheKey {
         var hasher = SHA256()
         func field(_ bytes: UnsafeRawBufferPointer) {
             var length = UInt64(bytes.count).bigEndian
@@ -135,6 +140,7 @@ final class ResponseCache: Sendable {
         field(tier)
         field(operation)
         field(tenant)
+        field(residency)
         var cap = implied.bigEndian
         withUnsafeBytes(of: &cap) { hasher.update(bufferPointer: $0) }
         material.withUnsafeBytes { field($0) }

@@ -174,6 +174,13 @@ public final class GatewayMetrics: Sendable {
         ).increment()
     }
 
+    /// An audit record appended (`written`) or not (`failed`), and how long the request waited for
+    /// it to be durable (zero for records nobody waits for).
+    func recordAuditWrite(outcome: String, duration: Duration) {
+        counter("proxima_audit_records_total", [("outcome", outcome)]).increment()
+        if duration > .zero { timer("proxima_audit_write_seconds", []).recordNanoseconds(duration.nanoseconds) }
+    }
+
     /// How long the input guards took on one request.
     func recordGuardScan(_ duration: Duration) {
         timer("proxima_guard_scan_seconds", []).recordNanoseconds(duration.nanoseconds)

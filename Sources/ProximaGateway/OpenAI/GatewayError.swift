@@ -83,6 +83,11 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
         .init(status: .gatewayTimeout, type: "server_error", code: "upstream_timeout", message: message)
     }
 
+    /// The audit log could not record the request: nothing is answered that was not recorded.
+    public static let auditUnavailable = GatewayError(
+        status: .serviceUnavailable, type: "server_error", code: "audit_unavailable",
+        message: "The request could not be recorded in the audit log; it was not answered. Try again later.")
+
     public static func noCapacity(_ message: String) -> GatewayError {
         .init(status: .serviceUnavailable, type: "server_error", code: "no_endpoint_available", message: message)
     }

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import ProximaAudit
 import ProximaCore
 import Synchronization
 
@@ -17,6 +19,8 @@ final class RequestAccount: Sendable {
         var admission: (ledger: any AdmissionLedger, pass: AdmissionPass)?
         var caller: CallerClassification?
         var verdicts: [GuardVerdict] = []
+        var audit = AuditDraft()
+        var fleet: Fleet?
     }
 
     let requestID: String
@@ -28,10 +32,14 @@ final class RequestAccount: Sendable {
     private let logger: Logger
     private let labels = Mutex(Labels())
     private let finished = Atomic<Bool>(false)
+    /// Where the request's record goes (nil: auditing is off).
+    let audit: AuditTrail?
+    /// Whether the request's record has been handed to the log.
+    private let recorded = Atomic<Bool>(false)
 
     init(
         requestID: String, operation: InferenceOperation, arrival: ContinuousClock.Instant, measuredByConnection: Bool,
-        metrics: GatewayMetrics, logger: Logger
+        metrics: GatewayMetrics, logger: Logger, audit: AuditTrail? = nil
     ) {
         self.requestID = requestID
         self.operation = operation
@@ -39,7 +47,137 @@ final class RequestAccount: Sendable {
         self.measuredByConnection = measuredByConnection
         self.metrics = metrics
         self.logger = logger
+        self.audit = audit
         metrics.requestStarted()
+    }
+
+    // MARK: the audit record
+
+    /// Whether the request's answer text goes into its record (the tenant opted in).
+    var keepsAnswerText: Bool { audit != nil && labels.withLock { $0.audit.wantsText } }
+
+    /// Who called, for the record.
+    func describe(identity: CallerIdentity) {
+        guard let audit else { return }
+        labels.withLock {
+            $0.audit.tenant = identity.tenantID
+            $0.audit.principal = identity.principalID
+            $0.audit.key = identity.keyID
+            $0.audit.wantsText = audit.textTenants.contains(identity.tenantID)
+        }
+    }
+
+    /// The request body as received (hashed) and as sent upstream after the guards (kept as text
+    /// only for tenants that opted in), and the residency rule it is routed under.
+    func describe(received: ByteBuffer, sent: ByteBuffer, residency: ResidencyRule?) {
+        guard audit != nil else { return }
+        let digest = AuditTrail.sha256(received)
+        labels.withLock {
+            $0.audit.promptSHA256 = digest
+            if $0.audit.wantsText { $0.audit.promptText = AuditTrail.text(sent) }
+            $0.audit.residency = residency?.canonicalKey
+        }
+    }
+
+    /// The cache's outcome for the request.
+    func describe(cache outcome: String) {
+        guard audit != nil else { return }
+        labels.withLock { $0.audit.cache = outcome }
+    }
+
+    /// The routing decision: policy and every exclusion with its reason.
+    func describe(route decision: RouteDecision, fleet: Fleet) {
+        guard audit != nil else { return }
+        let excluded = decision.exclusions.map {
+            AuditExclusion(endpoint: fleet.endpoints[$0.endpoint].name, kind: $0.kind.rawValue, reason: $0.reason)
+        }
+        labels.withLock {
+            $0.audit.policy = decision.policy
+            $0.audit.excluded = excluded
+            $0.fleet = fleet
+        }
+    }
+
+    /// Books the outcome like ``finish(status:endpoint:claim:verdict:usage:estimated:upstreamWait:price:servedFromCache:)``,
+    /// after the request's audit record is durable: call it before the answer's last byte goes out.
+    /// When the log cannot take the record, the request is booked as 503 and `audit_unavailable` is
+    /// thrown: the caller must get that instead of the answer.
+    func conclude(
+        status: Int, endpoint: Endpoint? = nil, claim: EndpointClaim? = nil, verdict: Verdict = .abandoned, usage: TokenUsage? = nil,
+        estimated: Bool = false, upstreamWait: Duration = .zero, price: TokenPrice? = nil, servedFromCache: Bool = false,
+        answer: AuditAnswer? = nil
+    ) async throws(GatewayError) {
+        do {
+            try await record(status: status, endpoint: endpoint, usage: usage, price: price, servedFromCache: servedFromCache, answer: answer)
+        } catch {
+            finish(
+                status: 503, endpoint: endpoint, claim: claim, verdict: verdict, usage: usage, estimated: estimated,
+                upstreamWait: upstreamWait, price: price, servedFromCache: servedFromCache)
+            throw error
+        }
+        finish(
+            status: status, endpoint: endpoint, claim: claim, verdict: verdict, usage: usage, estimated: estimated, upstreamWait: upstreamWait,
+            price: price, servedFromCache: servedFromCache)
+    }
+
+    /// Writes the request's audit record and waits until it is durable (once; later calls and
+    /// `finish` then write nothing). For a stream, called before its last event goes out, while the
+    /// account is finished only after the stream ends.
+    func record(
+        status: Int, endpoint: Endpoint? = nil, usage: TokenUsage? = nil, price: TokenPrice? = nil, servedFromCache: Bool = false,
+        answer: AuditAnswer? = nil
+    ) async throws(GatewayError) {
+        guard let audit, !isFinished, !recorded.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        try await audit.write(
+            makeRecord(
+                status: status, endpoint: endpoint, usage: usage, price: price, servedFromCache: servedFromCache, outcome: "complete",
+                answer: answer))
+    }
+
+    private func makeRecord(
+        status: Int, endpoint: Endpoint?, usage: TokenUsage?, price: TokenPrice?, servedFromCache: Bool, outcome: String,
+        answer: AuditAnswer?
+    ) -> AuditRecord {
+        let labels = labels.withLock { $0 }
+        var record = AuditRecord(kind: .request, time: AuditTrail.timestamp(Date()))
+        let draft = labels.audit
+        record.requestID = requestID
+        record.tenant = draft.tenant
+        record.principal = draft.principal
+        record.key = draft.key
+        record.callerClass = labels.caller?.callerClass.rawValue
+        record.model = labels.model
+        record.policy = draft.policy
+        record.residency = draft.residency
+        record.cache = servedFromCache ? (draft.cache ?? "hit") : draft.cache
+        if let endpoint {
+            let site = labels.fleet?.sites[endpoint.siteName]
+            record.route = AuditRoute(
+                endpoint: endpoint.name, site: endpoint.siteName, jurisdiction: site?.jurisdiction, provider: site?.provider,
+                excluded: draft.excluded.isEmpty ? nil : draft.excluded)
+        } else if !draft.excluded.isEmpty {
+            record.route = AuditRoute(excluded: draft.excluded)
+        }
+        if !labels.verdicts.isEmpty {
+            record.guards = labels.verdicts.map {
+                AuditGuardVerdict(
+                    category: $0.category.rawValue, owasp: $0.owasp, atlas: $0.atlas ?? "", action: $0.action, stage: $0.direction.rawValue)
+            }
+        }
+        if let usage {
+            record.promptTokens = usage.promptTokens
+            record.completionTokens = usage.completionTokens
+            let cost = (price ?? TokenPrice(endpoint?.pricing)).spend(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
+            record.costUSD = Double(cost.nanodollars) / 1e9
+        }
+        record.status = status
+        record.outcome = outcome
+        record.promptSHA256 = draft.promptSHA256
+        record.promptText = draft.promptText
+        record.answerSHA256 = answer?.sha256
+        record.answerText = answer?.text
+        record.durationMS = Double((ContinuousClock.now - arrival).nanoseconds / 1000) / 1000
+        return record
     }
 
     /// Names the request's model (for labels) once the body has been read.
@@ -86,6 +224,14 @@ final class RequestAccount: Sendable {
         estimated: Bool = false, upstreamWait: Duration = .zero, price: TokenPrice? = nil, servedFromCache: Bool = false
     ) {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let audit, !recorded.exchange(true, ordering: .acquiringAndReleasing) {
+            // Nobody waits for this one: the caller left, or the request ended where no answer
+            // was sent. Its record says so.
+            audit.submit(
+                makeRecord(
+                    status: status, endpoint: endpoint, usage: usage, price: price, servedFromCache: servedFromCache,
+                    outcome: status == 499 ? "incomplete" : "complete", answer: nil))
+        }
         if let claim {
             switch verdict {
             case .succeeded(let pace): claim.succeed(timePerOutputToken: pace)

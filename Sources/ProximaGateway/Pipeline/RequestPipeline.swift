@@ -33,13 +33,15 @@ struct RequestPipeline: Sendable {
     let proxy: InferenceProxy
     let metrics: GatewayMetrics
     let logger: Logger
+    /// Where every request's record goes (nil: auditing is off).
+    var audit: AuditTrail? = nil
 
     func handle(_ operation: InferenceOperation, request: Request, context: GatewayRequestContext) async throws -> Response {
         // From the connection's stamp when there is one: the hand-off to this handler counts too.
         let stamped = GatewayClock.instant(request.headers[GatewayConnectionHandler.receivedField])
         let account = RequestAccount(
             requestID: context.requestID, operation: operation, arrival: stamped ?? ContinuousClock.now,
-            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger)
+            measuredByConnection: context.channel != nil, metrics: metrics, logger: logger, audit: audit)
         var exchange: InferenceProxy.Exchange
         let firstClaim: EndpointClaim?
         var limitHeaders = HTTPFields()
@@ -53,6 +55,7 @@ struct RequestPipeline: Sendable {
                 request.headers, peer: trust.needsPeerAddress ? Self.peerAddress(context) : nil, trust: trust,
                 at: Date().timeIntervalSince1970)
             identified = caller.identity
+            account.describe(identity: caller.identity)
             let now = Date().timeIntervalSince1970
             let edgeSettings = routing.configuration.edge
             var edgeAdmission = EdgeStage.Admission.proceed
@@ -72,48 +75,62 @@ struct RequestPipeline: Sendable {
             let (current, model) = try route.resolve(inference.model)
             account.describe(model: model.name, stream: inference.stream)
             try Self.authorize(caller.identity, model: model, requested: inference.model)
+            let residency = current.residencyRule(caller.identity, model: model)
             let admission = try await admit.admit(
                 inference, caller: caller.identity, expectedOutputTokens: current.configuration.routing.expectedOutputTokens,
                 at: Date().timeIntervalSince1970)
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
+            let received = inference.body
             let screened = try guards.screen(
                 inference, tenant: caller.identity.tenantID, snapshot: current, account: account, maxTokensCap: admission.maxTokensCap)
             inference = screened.inference
+            account.describe(received: received, sent: inference.body, residency: residency)
             var capture: CacheCapture?
             let cacheOnly = edgeAdmission == .cacheOnly
             if let cache, current.configuration.cache.enabled {
                 switch await cache.consult(
                     inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID,
-                    readOnly: cacheOnly)
+                    readOnly: cacheOnly, residency: residency?.canonicalKey ?? "")
                 {
                 case .off: break
                 case .serve(let answer, let outcome):
-                    var response = cache.respond(
+                    account.describe(cache: outcome.rawValue)
+                    var response = try await cache.respond(
                         answer, outcome: outcome, inference: inference, settings: current.configuration.cache, account: account,
                         requestID: context.requestID)
                     response.headers.append(contentsOf: limitHeaders)
                     if let classField { response.headers[EdgeStage.classField] = classField }
                     return response
                 case .proceed(let kept, let outcome, let canonicalInput):
+                    account.describe(cache: outcome.rawValue)
                     capture = kept
                     cacheOutcome = outcome
                     inference.canonicalInput = canonicalInput
                 }
             }
             if cacheOnly { throw GatewayError.cacheOnlyMiss(edgeKey) }
-            (exchange, firstClaim) = try route.route(inference, model: model, routing: current, hints: caller.hints, account: account)
+            (exchange, firstClaim) = try route.route(
+                inference, model: model, routing: current, hints: caller.hints, account: account, residency: residency)
             exchange.capture = capture
             exchange.outputGuard = screened.outputGuard
         } catch {
             // A body that could not be read means the caller went away (499 in the nginx convention).
             let status = (error as? GatewayError)?.status.code ?? 499
-            account.finish(status: status)
+            guard var refusal = error as? GatewayError else {
+                account.finish(status: status)
+                throw error
+            }
+            do {
+                // A refusal is an answer too: it is recorded before it is sent.
+                try await account.conclude(status: status)
+            } catch let failure {
+                refusal = failure
+            }
             if status >= 500 {
                 logger.warning("request failed", metadata: ["request_id": "\(context.requestID)", "error": "\(error)"])
             }
-            guard var refusal = error as? GatewayError else { throw error }
             if limitHeaders.isEmpty, let identified, identified.isLimited,
                 !refusal.headers.contains(where: { $0.name.canonicalName.hasPrefix("x-ratelimit-") })
             {

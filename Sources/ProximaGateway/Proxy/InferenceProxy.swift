@@ -84,6 +84,8 @@ struct InferenceProxy: Sendable {
         var capture: CacheCapture? = nil
         /// Masks secrets and personal data in the answer, when the tenant's guards say so.
         var outputGuard: OutputGuard? = nil
+        /// The residency rule the request was routed under, if any.
+        var residency: ResidencyRule? = nil
 
         var settings: ProxySettings { routing.proxy }
     }
@@ -194,7 +196,7 @@ struct InferenceProxy: Sendable {
                     finished.upstreamWait += answer.upstreamWait - (returnedAt - sentAt)
                     if let error = answer.error {
                         // After a 2xx head nothing is sent again: the endpoint did the work once.
-                        account.finish(
+                        try await account.conclude(
                             status: error.status.code, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict,
                             upstreamWait: finished.upstreamWait)
                         logger.warning(
@@ -207,13 +209,15 @@ struct InferenceProxy: Sendable {
                     if answer.status < 300 {
                         metrics.recordTimeToFirstToken(model: exchange.model.name, endpoint: winner.endpoint.name, answer.receivedAt - exchange.arrival)
                     }
-                    account.finish(
-                        status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
-                        estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait)
                     var body = answer.body
                     if var outputGuard = exchange.outputGuard, answer.status == 200, answer.contentEncoding == nil {
                         body = outputGuard.screen(whole: body)
                     }
+                    // The record is durable before the answer leaves (nothing answered goes unrecorded).
+                    try await account.conclude(
+                        status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
+                        estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait,
+                        answer: account.audit == nil ? nil : AuditAnswer(body: body, keepText: account.keepsAnswerText))
                     if let capture = exchange.capture {
                         if answer.status == 200 && answer.contentEncoding == nil {
                             capture.finishWhole(
@@ -266,7 +270,7 @@ struct InferenceProxy: Sendable {
                 if overall { break }
             }
         }
-        account.finish(status: lastError.status.code, upstreamWait: exchange.upstreamWait)
+        try await account.conclude(status: lastError.status.code, upstreamWait: exchange.upstreamWait)
         logger.warning("request failed", metadata: ["request_id": "\(exchange.requestID)", "error": "\(lastError)"])
         throw lastError
     }
@@ -577,13 +581,26 @@ struct InferenceProxy: Sendable {
                 var exchange = exchange
                 var relay = StreamRelay(
                     callerWantsUsage: exchange.request.callerWantsStreamUsage, capture: exchange.capture, output: exchange.outputGuard)
+                let account = exchange.account
+                if account.audit != nil {
+                    relay.digest = StreamDigest(keepText: account.keepsAnswerText)
+                    let estimate = exchange.request.body.readableBytes / 4
+                    relay.beforeDone = { usage, contentEvents, answer throws(GatewayError) in
+                        try await account.record(
+                            status: 200, endpoint: endpoint,
+                            usage: usage ?? TokenUsage(promptTokens: estimate, completionTokens: contentEvents), answer: answer)
+                    }
+                }
                 var status = 200
                 var cancelled = false
                 do {
                     try await supervisor.run(until: totalDeadline) {
                         try await relay.run(upstream: upstream, writer: &writer)
                     }
-                    if let failure = relay.upstreamFailure {
+                    if let failure = relay.auditFailure {
+                        status = 503
+                        try await writer.write(proxy.allocator.buffer(string: failure.serverSentEvent))
+                    } else if let failure = relay.upstreamFailure {
                         status = 502
                         proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
                         try await writer.write(proxy.errorEvent(failure, endpoint: endpoint, eventsSent: relay.eventsSent))
@@ -591,6 +608,12 @@ struct InferenceProxy: Sendable {
                         // The upstream ended the stream with its own error event, already relayed.
                         status = 502
                         proxy.metrics.recordUpstreamError(endpoint: endpoint.name, kind: .streamAborted)
+                    }
+                    if status != 200 {
+                        // A failed stream's record is durable before its end too.
+                        try? await account.record(
+                            status: status, endpoint: endpoint, usage: relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents),
+                            answer: relay.digest?.answer())
                     }
                     try await writer.finish(nil)
                 } catch SupervisionStop.callerDisconnected {
@@ -605,6 +628,9 @@ struct InferenceProxy: Sendable {
                     let failure = StreamRelay.Failure.totalTimeout
                     proxy.reportMidStreamFailure(failure, exchange: exchange, endpoint: endpoint)
                     try? await writer.write(proxy.errorEvent(failure, endpoint: endpoint, eventsSent: relay.eventsSent))
+                    try? await account.record(
+                        status: status, endpoint: endpoint, usage: relay.usage ?? proxy.estimatedUsage(exchange, completionTokens: relay.contentEvents),
+                        answer: relay.digest?.answer())
                     try? await writer.finish(nil)
                 } catch {
                     status = 499
@@ -678,6 +704,11 @@ struct InferenceProxy: Sendable {
             summary += "; runner_up=\(exchange.routing.fleet.endpoints[runnerUp.endpoint].name)"
         }
         if candidate.endpoint != candidates.first?.endpoint { summary += "; failover=true" }
+        if let residency = exchange.residency {
+            summary += "; residency=\(residency.named.isEmpty ? "rule" : residency.named.joined(separator: "+"))"
+            let outside = exchange.decision.exclusions.reduce(0) { $0 + ($1.kind == .residency ? 1 : 0) }
+            summary += "; excluded_residency=\(outside)"
+        }
         return summary
     }
 

@@ -4,6 +4,11 @@ import Synchronization
 /// Everything a request keeps of the configuration it was routed under, so that a reload while it
 /// runs changes nothing for it.
 struct RoutingSnapshot: Sendable {
+    /// The residency rule a request must be routed under: its tenant's, key's and model's at once.
+    func residencyRule(_ identity: CallerIdentity, model: LogicalModel) -> ResidencyRule? {
+        residency.rule(tenant: identity.tenantID, key: identity.keyID, model: model.name)
+    }
+
     let generation: Int
     let configuration: ProximaConfiguration
     let fleet: Fleet
@@ -17,6 +22,8 @@ struct RoutingSnapshot: Sendable {
     let trust: CallerTrust
     /// The content guards, built for this configuration.
     let guards: PreparedGuards
+    /// Residency rules by tenant, key and model, groups expanded.
+    let residency: ResidencyRules
 
     init(generation: Int, configuration: ProximaConfiguration, environment: [String: String]) throws(InvalidConfiguration) {
         let fleet = try Fleet(configuration: configuration)
@@ -42,6 +49,7 @@ struct RoutingSnapshot: Sendable {
         self.proxy = ProxySettings(configuration.server)
         self.trust = CallerTrust(configuration: configuration, fleet: fleet)
         self.guards = try PreparedGuards(settings: configuration.guards)
+        self.residency = ResidencyRules(configuration.residency)
     }
 
     /// The policy for a request: the one it names, else its model's, else its route's, else the default.

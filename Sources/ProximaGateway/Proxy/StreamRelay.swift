@@ -116,6 +116,14 @@ struct StreamRelay {
     /// Masks the answer's text on its way (nil: the answer passes as it came).
     private var output: OutputGuard?
 
+    /// Hashes what the caller is sent (when auditing).
+    var digest: StreamDigest?
+    /// Runs before `[DONE]` goes out, with the usage so far, the content events sent and the answer's
+    /// digest: the request's audit record is made durable there, before the stream's last event.
+    var beforeDone: (@Sendable (TokenUsage?, Int, AuditAnswer) async throws(GatewayError) -> Void)?
+    /// The audit log could not take the record: the stream ended without `[DONE]`.
+    private(set) var auditFailure: GatewayError?
+
     init(callerWantsUsage: Bool, capture: CacheCapture? = nil, output: OutputGuard? = nil) {
         self.callerWantsUsage = callerWantsUsage
         self.capture = capture
@@ -173,10 +181,21 @@ struct StreamRelay {
         if summary.hasChoices { contentEvents += 1 }
         if summary.isError { sawErrorEvent = true }
         capture?.append(event: event)
+        if summary.isDone, let beforeDone {
+            do {
+                try await beforeDone(usage, contentEvents, digest?.answer() ?? AuditAnswer())
+            } catch {
+                auditFailure = error
+                return true
+            }
+        }
         if summary.usage != nil && !callerWantsUsage {
             if summary.isUsageOnly { return false }
-            try await writer.write(summary.removingUsage(from: event))
+            let sent = summary.removingUsage(from: event)
+            digest?.add(sent)
+            try await writer.write(sent)
         } else {
+            if !summary.isDone { digest?.add(event) }
             try await writer.write(event)
         }
         eventsSent += 1

@@ -64,6 +64,16 @@ enum RouteExplanation {
         return (value < 0 && (whole > 0 || units > 0) ? "-" : "") + String(whole) + fraction
     }
 
+    /// The `residency` member: the rule's names as configured, the jurisdictions they expand to and
+    /// the providers allowed (null: any).
+    static func residencyJSON(_ rule: ResidencyRule) -> String {
+        var item = JSONObjectWriter()
+        item.raw("rule", "[" + rule.named.map { JSONScanner.quoted($0) }.joined(separator: ",") + "]")
+        item.raw("jurisdictions", rule.jurisdictions.map { "[" + $0.sorted().map { JSONScanner.quoted($0) }.joined(separator: ",") + "]" } ?? "null")
+        item.raw("providers", rule.providers.map { "[" + $0.sorted().map { JSONScanner.quoted($0) }.joined(separator: ",") + "]" } ?? "null")
+        return item.finished()
+    }
+
     static func json(
         decision: RouteDecision, request: RouteRequest, snapshot: RoutingSnapshot, expectedOutputTokens: Int
     ) -> String {

@@ -37,25 +37,32 @@ struct RouteStage: Sendable {
 
     /// Routes the request and claims its first candidate; returns what the proxy needs.
     func route(
-        _ inference: InferenceRequest, model: LogicalModel, routing: RoutingSnapshot, hints: RouteHints, account: RequestAccount
+        _ inference: InferenceRequest, model: LogicalModel, routing: RoutingSnapshot, hints: RouteHints, account: RequestAccount,
+        residency: ResidencyRule? = nil
     ) throws(GatewayError) -> (InferenceProxy.Exchange, EndpointClaim?) {
         let policy = try routing.policy(requested: hints.policy, model: model, operation: inference.operation)
-        let routeRequest = try Self.routeRequest(inference, model: model, hints: hints, routing: routing)
+        let routeRequest = try Self.routeRequest(inference, model: model, hints: hints, routing: routing, residency: residency)
         let (snapshot, decision, claim) = state.route(routeRequest, policy: policy, limit: routing.proxy.maxAttempts + 1)
+        account.describe(route: decision, fleet: snapshot.fleet)
         metrics.recordRouteDecision(
             policy: decision.policy, endpoint: decision.candidates.first.map { snapshot.fleet.endpoints[$0.endpoint].name } ?? "none",
             exclusions: decision.exclusions)
-        guard !decision.candidates.isEmpty else { throw Self.unroutable(decision, model: model, fleet: snapshot.fleet) }
+        guard !decision.candidates.isEmpty else {
+            throw Self.unroutable(decision, model: model, fleet: snapshot.fleet, residency: residency)
+        }
         var exchange = InferenceProxy.Exchange(
             request: inference, model: model, decision: decision, routing: snapshot, account: account, requestID: account.requestID,
             arrival: account.arrival, clientLocation: routeRequest.clientLocation.map { "\($0.latitude),\($0.longitude)" })
         exchange.prefixBlocks = routeRequest.prefixBlocks
+        exchange.residency = residency
         return (exchange, claim)
     }
 
-    /// What the router needs from a checked request.
+    /// What the router needs from a checked request. The residency rule is a hard constraint: the
+    /// caller's location (its own or its network's) only moves it among the endpoints the rule allows.
     static func routeRequest(
-        _ inference: InferenceRequest, model: LogicalModel, hints: RouteHints, routing: RoutingSnapshot
+        _ inference: InferenceRequest, model: LogicalModel, hints: RouteHints, routing: RoutingSnapshot,
+        residency: ResidencyRule? = nil
     ) throws(GatewayError) -> RouteRequest {
         var location = hints.networkLocation
         if let header = hints.location {
@@ -67,7 +74,8 @@ struct RouteStage: Sendable {
         return RouteRequest(
             model: model, stream: inference.stream, promptTokens: inference.estimatedPromptTokens,
             maxOutputTokens: inference.maxOutputTokens, prefixBlocks: inference.prefixBlockHashes(),
-            prefixBlockTokens: InferenceRequest.prefixBlockBytes / 4, clientLocation: location)
+            prefixBlockTokens: InferenceRequest.prefixBlockBytes / 4, clientLocation: location,
+            constraints: residency.map { [ResidencyConstraint(rule: $0)] } ?? [])
     }
 
     /// A caller location from `x-proxima-client-location`: `latitude,longitude`, or the name of a
@@ -83,14 +91,26 @@ struct RouteStage: Sendable {
     }
 
     /// The error for a request no endpoint can take: 400 when it is too long for every endpoint's
-    /// context, else 503 naming why each endpoint was ruled out.
-    static func unroutable(_ decision: RouteDecision, model: LogicalModel, fleet: Fleet) -> GatewayError {
+    /// context, 503 `residency_unavailable` when its residency rule ruled endpoints out and none of
+    /// the allowed ones can take it (it is never moved outside the rule), else 503 naming why each
+    /// endpoint was ruled out.
+    static func unroutable(_ decision: RouteDecision, model: LogicalModel, fleet: Fleet, residency: ResidencyRule? = nil) -> GatewayError {
         if decision.onlyContextTooLong, let reason = decision.exclusions.first(where: { $0.kind == .contextTooLong })?.reason {
             return GatewayError(
                 status: .badRequest, type: "invalid_request_error", code: "context_length_exceeded", param: "messages",
                 message: "The request does not fit model '\(model.name)': \(reason).")
         }
         if decision.exclusions.isEmpty { return .noCapacity("No endpoint serves model '\(model.name)'.") }
+        let outside = decision.exclusions.filter { $0.kind == .residency }
+        if let residency, !outside.isEmpty {
+            let inside = decision.exclusions.filter { $0.kind != .residency && $0.kind != .modelNotServed }
+            let rule = residency.named.isEmpty ? residency.canonicalKey : residency.named.joined(separator: " and ")
+            var message = "No endpoint allowed by the residency rule (\(rule)) can take a request for model '\(model.name)'"
+            message += inside.isEmpty
+                ? ": every endpoint serving it is outside the rule (\(outside.count) excluded for residency)."
+                : " now: \(inside.prefix(8).map { "\(fleet.endpoints[$0.endpoint].name): \($0.reason)" }.joined(separator: "; ")) (and \(outside.count) excluded for residency)."
+            return GatewayError(status: .serviceUnavailable, type: "server_error", code: "residency_unavailable", message: message)
+        }
         let reasons = decision.exclusions.prefix(8).map { "\(fleet.endpoints[$0.endpoint].name): \($0.reason)" }
         let more = decision.exclusions.count > 8 ? "; and \(decision.exclusions.count - 8) more" : ""
         return .noCapacity("No endpoint can take a request for model '\(model.name)' now (\(reasons.joined(separator: "; "))\(more)).")

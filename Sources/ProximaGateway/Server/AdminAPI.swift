@@ -14,14 +14,16 @@ import ProximaCore
 /// - `POST /admin/endpoints` (an endpoint as in the configuration, JSON) and `DELETE /admin/endpoints/{name}`;
 /// - `GET /admin/routing` and `PATCH /admin/routing` (top-level keys of the `routing` section);
 /// - `POST /admin/reload`: reads the configuration file again (as SIGHUP does);
-/// - tenants, principals and keys (see `Store/AdminIdentityAPI.swift`).
+/// - tenants, principals and keys (see `Store/AdminIdentityAPI.swift`);
+/// - the audit log: checkpoints, proofs, records and retention (see `Audit/Gateway+Audit.swift`).
 ///
 /// Every change is checked as a whole configuration first; a bad one is refused with the problems
 /// listed and changes nothing. Changes made here last until the next reload from the file.
 extension Gateway {
     func addAdminRoutes(to router: Router<GatewayRequestContext>) {
-        let admin = router.group("/admin")
+        let admin = router.group("/admin").add(middleware: AdminAuditMiddleware(gateway: self))
         addIdentityRoutes(to: admin)
+        addAuditRoutes(to: admin)
         admin.get("/fleet") { request, _ in
             try authorizeAdmin(request)
             return jsonResponse(fleetStateJSON())

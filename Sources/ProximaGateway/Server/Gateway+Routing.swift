@@ -28,10 +28,15 @@ extension Gateway {
         try RequestPipeline.authorize(caller.identity, model: model, requested: inference.model)
         let hints = caller.hints
         let policy = try routing.policy(requested: hints.policy, model: model, operation: operation)
-        let routeRequest = try RouteStage.routeRequest(inference, model: model, hints: hints, routing: routing)
+        let residency = routing.residencyRule(caller.identity, model: model)
+        let routeRequest = try RouteStage.routeRequest(inference, model: model, hints: hints, routing: routing, residency: residency)
         let (snapshot, decision, _) = state.route(routeRequest, policy: policy, limit: .max, claimFirst: false, explain: true)
         let expected = policy.assumedOutputTokens(maxOutputTokens: inference.maxOutputTokens)
         var json = RouteExplanation.json(decision: decision, request: routeRequest, snapshot: snapshot, expectedOutputTokens: expected)
+        if let residency, json.hasSuffix("}") {
+            json.removeLast()
+            json += ",\"residency\":" + RouteExplanation.residencyJSON(residency) + "}"
+        }
         if routing.configuration.edge.enabled, json.hasSuffix("}") {
             // The caller's class as the edge stage sees it (its policy is not applied here).
             let edgeRequest = EdgeRequest(

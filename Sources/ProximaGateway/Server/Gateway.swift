@@ -6,6 +6,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import ProximaAudit
 import ProximaCore
 import ProximaStore
 import ServiceLifecycle
@@ -58,6 +59,10 @@ public struct Gateway: Sendable {
     let identitySync: IdentitySync?
     /// Admin changes kept in the store across restarts and reloads.
     let overrides: AdminOverrides
+    /// The audit log, when `audit.enabled` (opened by ``Gateway/open(configuration:environment:logger:metrics:reloadSource:)``
+    /// or given to `init`); closed by ``closeAudit()``.
+    public let auditLog: AuditLog?
+    let audit: AuditTrail?
 
     /// Builds the gateway. Fails with ``InvalidConfiguration`` when the configuration is not usable,
     /// including an endpoint whose key variable is not set.
@@ -65,8 +70,11 @@ public struct Gateway: Sendable {
         configuration: ProximaConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment,
         logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
         reloadSource: (@Sendable () throws -> ProximaConfiguration)? = nil, store: (any ProximaStore)? = nil,
-        sharedCounters: (any SharedCounters)? = nil
+        sharedCounters: (any SharedCounters)? = nil, auditLog: AuditLog? = nil
     ) throws {
+        self.auditLog = auditLog
+        let audit = auditLog.map { AuditTrail(log: $0, settings: configuration.audit, metrics: metrics, logger: logger) }
+        self.audit = audit
         self.configuration = configuration
         self.store = store
         self.environment = environment
@@ -139,7 +147,7 @@ public struct Gateway: Sendable {
             identify: identification, edge: edge, admit: AdmissionStage(ledger: sharedLedger ?? ledger, metrics: metrics),
             guards: GuardStage(metrics: metrics), route: routeStage,
             cache: CacheStage(cache: cache, route: routeStage, proxy: proxy, metrics: metrics, logger: logger),
-            proxy: proxy, metrics: metrics, logger: logger)
+            proxy: proxy, metrics: metrics, logger: logger, audit: audit)
         if !configuration.auth.mode.isRequired && !Self.isLoopback(configuration.server.host) {
             logger.warning(
                 "authentication is off (auth.mode: none) on a listener that is not loopback-only: anyone who reaches it may use every model",
@@ -274,7 +282,9 @@ struct ReloadOnHangup: Service {
         await cancelWhenGracefulShutdown {
             for await _ in hangups {
                 do {
-                    _ = try gateway.reload()
+                    let snapshot = try gateway.reload()
+                    try? await gateway.audit?.admin(
+                        action: "config.reloaded", actor: "sighup", target: nil, detail: "generation \(snapshot.generation)")
                 } catch {
                     gateway.logger.error("reload refused; the running configuration stays", metadata: ["error": "\(error)"])
                 }

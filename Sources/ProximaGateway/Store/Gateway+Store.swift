@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ProximaAudit
 import ProximaCore
 import ProximaStore
 
@@ -38,6 +39,13 @@ extension Gateway {
         } catch {
             throw GatewayStoreFailure(database: database, error: error)
         }
+        let auditLog: AuditLog?
+        do {
+            auditLog = try await openAuditLog(configuration: configuration, logger: logger)
+        } catch {
+            await store.close()
+            throw GatewayAuditFailure(directory: configuration.audit.logDirectory(dataDirectory: configuration.dataDirectory), error: error)
+        }
         do {
             // Limits are shared through the store's counters when it can be shared: a PostgreSQL
             // store, which several replicas open. A SQLite file serves one gateway, which keeps its
@@ -45,7 +53,7 @@ extension Gateway {
             let shared: (any SharedCounters)? = configuration.store.kind == .postgres ? store : nil
             let gateway = try Gateway(
                 configuration: configuration, environment: environment, logger: logger, metrics: metrics, reloadSource: reloadSource, store: store,
-                sharedCounters: shared)
+                sharedCounters: shared, auditLog: auditLog)
             do {
                 try await gateway.loadIdentities()
             } catch {
@@ -60,6 +68,7 @@ extension Gateway {
             logger.info("store opened", metadata: ["store": "\(database)"])
             return gateway
         } catch {
+            await auditLog?.close()
             await store.close()
             throw error
         }
@@ -100,4 +109,13 @@ extension Gateway {
         }
         logger.notice("admin changes applied from the store", metadata: ["records": "\(documents.count)"])
     }
+}
+
+/// The audit log could not be opened (its files are inconsistent, its key unreadable, its
+/// directory not writable): the gateway does not start rather than serve unrecorded.
+public struct GatewayAuditFailure: Error, CustomStringConvertible {
+    public var directory: String
+    public var error: any Error
+
+    public var description: String { "the audit log in \(directory) could not be opened: \(error)" }
 }

@@ -34,7 +34,9 @@ final class RunningGateway: Sendable {
         let gateway =
             openStore
             ? try await Gateway.open(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
-            : try Gateway(configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource)
+            : try Gateway(
+                configuration: configuration, environment: environment, logger: logger, reloadSource: reloadSource,
+                auditLog: try await Gateway.openAuditLog(configuration: configuration, logger: logger))
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let application = gateway.makeApplication { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -49,6 +51,7 @@ final class RunningGateway: Sendable {
         var iterator = portStream.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             task.cancel()
+            await gateway.closeAudit()
             await gateway.store?.close()
             throw TestFailure("the gateway did not start")
         }
@@ -65,6 +68,7 @@ final class RunningGateway: Sendable {
     func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        await gateway.closeAudit()
         await gateway.store?.close()
     }
 
