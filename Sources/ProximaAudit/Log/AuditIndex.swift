@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import GRDB
 import Logging
 
@@ -38,6 +39,11 @@ struct AuditIndexRow: Sendable {
 final class AuditIndex: Sendable {
     private let pool: DatabasePool
     private let logger: Logger
+    /// Rows queued for the background writes and not written yet, bounded by `maximumQueuedRows`.
+    private let queued = QueuedRows()
+    /// Beyond this many rows waiting for SQLite, `insertLater` blocks the log's writer thread (and so
+    /// the appends behind it) until the index catches up: the queue never grows without bound.
+    static let maximumQueuedRows = 262_144
 
     init(path: String, logger: Logger) throws {
         var configuration = Configuration()
@@ -74,7 +80,10 @@ final class AuditIndex: Sendable {
     /// log next opens.
     func insertLater(_ rows: [AuditIndexRow]) {
         let logger = logger
+        let queued = queued
+        queued.add(rows.count, limit: Self.maximumQueuedRows)
         pool.asyncWrite({ db in try Self.insert(rows, into: db) }) { _, result in
+            queued.remove(rows.count)
             if case .failure(let error) = result {
                 logger.error("audit index: rows not written (rebuilt from the segments at the next start)", metadata: ["error": "\(error)"])
             }
@@ -212,6 +221,27 @@ final class AuditIndex: Sendable {
         configuration.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         return try queue.read { db in try search(query, directory: directory, db: db) }
+    }
+}
+
+/// A count of rows waiting for SQLite, with a wait for room.
+private final class QueuedRows: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var count = 0
+
+    /// Waits (blocking the calling thread, the log's writer) while more than `limit` rows wait.
+    func add(_ rows: Int, limit: Int) {
+        condition.lock()
+        while count > 0 && count + rows > limit { condition.wait() }
+        count += rows
+        condition.unlock()
+    }
+
+    func remove(_ rows: Int) {
+        condition.lock()
+        count -= rows
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

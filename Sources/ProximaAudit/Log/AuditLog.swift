@@ -195,6 +195,7 @@ public final class AuditLog: Sendable {
     /// `removed_through` ends just before the first remaining record, and a prune cut short by a
     /// crash is finished then.
     public func prune(before: Double, archive: Bool, actor: String) async throws -> AuditRetentionSummary {
+        guard before.isFinite else { throw AuditError("the prune's cutoff time is not a number") }
         let segments: [String] = try shared.withLock { state in
             if state.closing { throw AuditError("the audit log is closed") }
             if state.pruning { throw AuditError("a prune is already running") }
