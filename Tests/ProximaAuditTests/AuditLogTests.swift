@@ -86,6 +86,7 @@ import Testing
             previous = AuditLogWriter.hex(MerkleHashing.leaf(line))
         }
         await log.close()
+        await #expect(throws: AuditError.self) { _ = try await log.append(Self.record()) }
         #expect(FileManager.default.fileExists(atPath: directory + "/" + AuditFiles.publicKey))
         let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/" + AuditFiles.privateKey)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
@@ -407,6 +408,7 @@ import Testing
             _ = try await log.append(Self.record(tenant: "new", requestID: "r\(number)", time: AuditTime.format(Date()), detail: padding))
         }
         let before = try Self.segmentNames(directory)
+        let linesBefore = try Self.lines(directory)
         let summary = try await log.prune(before: 1_700_000_000, archive: archive, actor: "ops")
         #expect(!summary.removedSegments.isEmpty)
         let removedThrough = try #require(summary.removedThrough)
@@ -426,6 +428,9 @@ import Testing
         #expect(retention.actor == "ops")
         #expect(retention.removedThrough == removedThrough)
         #expect(retention.removedSegments == summary.removedSegments)
+        var prefix = MerkleTree()
+        for line in linesBefore.prefix(removedThrough + 1) { prefix.append(leafHash: MerkleHashing.leaf(line)) }
+        #expect(retention.frontier == prefix.frontier.map { Data($0).base64EncodedString() })
         #expect(try Self.checkpoint(try #require(summary.checkpoint), key: log.verifierKey).size == 51)
         // The index forgot the removed records.
         let oldRows = try await log.search(AuditQuery(tenant: "old"))
