@@ -47,6 +47,7 @@ public final class AuditLog: Sendable {
         guard settings.problems(at: "audit").isEmpty else {
             throw AuditError(settings.problems(at: "audit").map { "\($0)" }.joined(separator: "; "))
         }
+        guard !directory.isEmpty else { throw AuditError("the audit log's directory is empty") }
         let directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let recovered = try await onOwnThread {
             try AuditLogRecovery.open(directory: directory, origin: origin, settings: settings, logger: logger)
