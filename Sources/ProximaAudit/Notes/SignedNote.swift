@@ -140,7 +140,8 @@ public struct NoteSigner: Sendable {
         return body + "\n— \(name) \(Data(keyHash + Array(signature)).base64EncodedString())\n"
     }
 
-    /// A key name: non-empty, valid printable text, no spaces and no `+`.
+    /// A key name: non-empty, valid printable text, no spaces and no `+` (a verifier key splits at its
+    /// first two `+`: the base64 key may hold more).
     static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && !name.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7F || $0 == "+" || $0.properties.isWhitespace }
     }
@@ -158,7 +159,7 @@ public struct NoteVerifier: Sendable {
     private let publicKey: Curve25519.Signing.PublicKey
 
     public init(verifierKey: String) throws {
-        let parts = verifierKey.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = verifierKey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw NoteError("a verifier key is `<name>+<key hash hex>+<base64 key>`") }
         let name = String(parts[0])
         guard NoteSigner.isValidName(name) else { throw NoteError("a verifier key's name is not valid") }
