@@ -101,8 +101,8 @@ public struct AuditVerification: Sendable {
 public enum AuditVerifier {
     /// Verifies the log in `directory` with the given verifier keys (one per replica; the log's
     /// origin picks its key).
-    public static func verify(directory: String, keys: [NoteVerifier]) throws -> AuditVerification {
-        var run = Run(directory: directory, keys: keys)
+    public static func verify(directory: String, keys: [NoteVerifier], options: Options = Options()) throws -> AuditVerification {
+        var run = Run(directory: directory, keys: keys, options: options)
         try run.verify()
         return AuditVerification(
             origin: run.origin, records: run.lines.count, checkpointsVerified: run.checkpointsVerified, verifiedSize: run.verifiedSize,
@@ -111,10 +111,10 @@ public enum AuditVerifier {
 
     /// Verifies a set of logs (one per replica, each with its own origin and key): one report per
     /// directory, in order. A directory that cannot be read gets a report with that problem.
-    public static func verify(directories: [String], keys: [NoteVerifier]) -> [AuditVerification] {
+    public static func verify(directories: [String], keys: [NoteVerifier], options: Options = Options()) -> [AuditVerification] {
         directories.map { directory in
             do {
-                return try verify(directory: directory, keys: keys)
+                return try verify(directory: directory, keys: keys, options: options)
             } catch {
                 return AuditVerification(
                     origin: nil, records: 0, checkpointsVerified: 0, verifiedSize: 0,
@@ -126,6 +126,23 @@ public enum AuditVerifier {
 }
 
 extension AuditVerifier {
+    /// What the files alone cannot prove: the last checkpoint line can be deleted without a trace in
+    /// the directory, so an auditor who kept a checkpoint (from an earlier run, the admin API or
+    /// another replica) passes it here, or asks that every record be covered.
+    public struct Options: Sendable {
+        /// Signed checkpoints known from elsewhere: each must be in `checkpoints.log` (else
+        /// `removed`) and match the records like the file's own.
+        public var knownCheckpoints: [String]
+        /// Records after the last verified checkpoint are a problem (`inconsistent`), not a note:
+        /// for a log that was closed (closing signs a checkpoint covering every record).
+        public var requireCoverage: Bool
+
+        public init(knownCheckpoints: [String] = [], requireCoverage: Bool = false) {
+            self.knownCheckpoints = knownCheckpoints
+            self.requireCoverage = requireCoverage
+        }
+    }
+
     /// One line of a segment, as read.
     struct Line {
         var location: String
@@ -142,6 +159,7 @@ extension AuditVerifier {
     struct Run {
         let directory: String
         let keys: [NoteVerifier]
+        let options: Options
         var lines: [Line] = []
         /// The seq of the first line in the files.
         var firstSeq = 0
@@ -153,9 +171,10 @@ extension AuditVerifier {
         var checkpointsVerified = 0
         var verifiedSize = 0
 
-        init(directory: String, keys: [NoteVerifier]) {
+        init(directory: String, keys: [NoteVerifier], options: Options) {
             self.directory = directory
             self.keys = keys
+            self.options = options
         }
 
         mutating func verify() throws {
@@ -164,6 +183,42 @@ extension AuditVerifier {
             let tree = buildTree()
             let checkpoints = readCheckpoints()
             checkCheckpoints(checkpoints, tree: tree)
+            checkKnown(checkpoints, tree: tree)
+        }
+
+        /// Checkpoints the auditor kept: each must still be in the file.
+        mutating func checkKnown(_ checkpoints: [SignedCheckpoint], tree: MerkleTree?) {
+            for (index, note) in options.knownCheckpoints.enumerated() {
+                let location = "known checkpoint \(index + 1)"
+                let name = origin ?? (try? SignedNote(parsing: Array(note.utf8))).flatMap { try? Checkpoint.parse(body: $0.body).origin }
+                guard let verifier = keys.first(where: { $0.name == name }) else {
+                    problems.append(AuditProblem(kind: .badSignature, location: location, detail: "no verifier key for this log's origin"))
+                    continue
+                }
+                let known: Checkpoint
+                do {
+                    known = try Checkpoint.parse(body: try verifier.open(note))
+                } catch {
+                    problems.append(AuditProblem(kind: .badSignature, location: location, detail: "\(error)"))
+                    continue
+                }
+                if checkpoints.contains(where: { $0.checkpoint.size == known.size && $0.checkpoint.rootHash == known.rootHash }) { continue }
+                problems.append(
+                    AuditProblem(
+                        kind: .removed, location: AuditFiles.checkpoints,
+                        detail: "the \(location) (\(known.size) records) is not in \(AuditFiles.checkpoints)"))
+                let available = firstSeq + lines.count
+                if known.size > available {
+                    problems.append(
+                        AuditProblem(
+                            kind: .removed, seq: available, location: lines.last?.location,
+                            detail: "records \(available)...\(known.size - 1) are missing: the \(location) covers \(known.size) records"))
+                } else if known.size >= firstSeq, let tree, let root = try? tree.root(size: known.size), root != known.rootHash {
+                    problems.append(
+                        AuditProblem(
+                            kind: .inconsistent, location: location, detail: "the root for \(known.size) records differs from the recomputed one"))
+                }
+            }
         }
 
         // MARK: segments
@@ -403,6 +458,9 @@ extension AuditVerifier {
 
         mutating func checkCheckpoints(_ checkpoints: [SignedCheckpoint], tree: MerkleTree?) {
             let available = firstSeq + lines.count
+            // The seq after the last record the files hold: beyond `available` when records in the
+            // middle are gone (already reported by the chain).
+            let claimedEnd = max(available, (lines.compactMap { $0.record?.seq }.max() ?? -1) + 1)
             var lastGood: SignedCheckpoint?
             var previous: SignedCheckpoint?
             var missingReported = false
@@ -429,6 +487,13 @@ extension AuditVerifier {
                     checkpointsVerified += 1
                     continue
                 }
+                if checkpoint.size > available, checkpoint.size <= claimedEnd {
+                    problems.append(
+                        AuditProblem(
+                            kind: .inconsistent, location: signed.location,
+                            detail: "covers \(checkpoint.size) records, the files hold \(available) (see the records above)"))
+                    continue
+                }
                 if checkpoint.size > available {
                     // The files end before what was signed.
                     if !missingReported {
@@ -436,15 +501,15 @@ extension AuditVerifier {
                         if let torn {
                             problems.append(
                                 AuditProblem(
-                                    kind: .changed, seq: available, location: torn,
-                                    detail: "record \(available) is cut short, but \(signed.location) covers it"))
+                                    kind: .changed, seq: claimedEnd, location: torn,
+                                    detail: "record \(claimedEnd) is cut short, but \(signed.location) covers it"))
                         } else {
                             problems.append(
                                 AuditProblem(
-                                    kind: .removed, seq: available, location: lines.last?.location,
-                                    detail: checkpoint.size - available == 1
-                                        ? "record \(available) is missing: \(signed.location) covers \(checkpoint.size) records"
-                                        : "records \(available)...\(checkpoint.size - 1) are missing: \(signed.location) covers \(checkpoint.size) records"))
+                                    kind: .removed, seq: claimedEnd, location: lines.last?.location,
+                                    detail: checkpoint.size - claimedEnd == 1
+                                        ? "record \(claimedEnd) is missing: \(signed.location) covers \(checkpoint.size) records"
+                                        : "records \(claimedEnd)...\(checkpoint.size - 1) are missing: \(signed.location) covers \(checkpoint.size) records"))
                         }
                     }
                     continue
@@ -476,7 +541,14 @@ extension AuditVerifier {
                 notes.append("\(torn): a torn last line no checkpoint covers (a write cut short; the log cuts it when it opens)")
             }
             if tree != nil, available > verifiedSize {
-                notes.append("records \(verifiedSize)...\(available - 1) are after the last verified checkpoint")
+                if options.requireCoverage {
+                    problems.append(
+                        AuditProblem(
+                            kind: .inconsistent, seq: verifiedSize, location: AuditFiles.checkpoints,
+                            detail: "records \(verifiedSize)...\(available - 1) are covered by no verified checkpoint"))
+                } else {
+                    notes.append("records \(verifiedSize)...\(available - 1) are after the last verified checkpoint")
+                }
             }
         }
 
