@@ -1,8 +1,8 @@
 import Foundation
 
 /// What `proxima audit verify` found wrong in a log.
-public struct AuditProblem: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
+public struct AuditProblem: Sendable, Equatable, Encodable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Encodable {
         /// A record's bytes differ from what was logged.
         case changed
         /// A record is missing.
@@ -34,13 +34,17 @@ public struct AuditProblem: Sendable, Equatable, CustomStringConvertible {
         self.detail = detail
     }
 
+    enum CodingKeys: String, CodingKey {
+        case kind, seq, location, detail
+    }
+
     public var description: String {
         "\(kind.rawValue)\(seq.map { " record \($0)" } ?? "")\(location.map { " at \($0)" } ?? ""): \(detail)"
     }
 }
 
-/// The verifier's report on one log directory.
-public struct AuditVerification: Sendable {
+/// The verifier's report on one log directory (as JSON: snake_case keys, `valid` added).
+public struct AuditVerification: Sendable, Encodable {
     public var origin: String?
     public var records: Int
     public var checkpointsVerified: Int
@@ -67,6 +71,22 @@ public struct AuditVerification: Sendable {
     }
 
     public var isValid: Bool { problems.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case directory, origin, valid, records, checkpointsVerified = "checkpoints_verified", verifiedSize = "verified_size", problems, notes
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(directory, forKey: .directory)
+        try container.encode(origin, forKey: .origin)
+        try container.encode(isValid, forKey: .valid)
+        try container.encode(records, forKey: .records)
+        try container.encode(checkpointsVerified, forKey: .checkpointsVerified)
+        try container.encode(verifiedSize, forKey: .verifiedSize)
+        try container.encode(problems, forKey: .problems)
+        try container.encode(notes, forKey: .notes)
+    }
 }
 
 /// Recomputes a log from its files and checks it against its signed checkpoints (offline: nothing
