@@ -168,7 +168,31 @@ extension AuditVerifier {
         var location: String
         var hash: MerkleHash
         /// Nil when the line is not a record.
-        var record: AuditRecord?
+        var record: Fields?
+    }
+
+    /// What the checks need of a record (the rest is dropped once the line decodes, so a large log
+    /// costs a few dozen bytes per record).
+    struct Fields {
+        var seq: Int
+        var prev: String
+        var kind: AuditRecord.Kind
+        var removedThrough: Int?
+        var frontier: [String]?
+
+        /// Seqs beyond this are not a log's (and would overflow the arithmetic on them).
+        static let maxSeq = 1 << 52
+
+        init?(line: some Collection<UInt8>) {
+            guard let record = try? AuditRecord.decode(line: line), (0...Self.maxSeq).contains(record.seq),
+                record.removedThrough.map({ (0...Self.maxSeq).contains($0) }) ?? true
+            else { return nil }
+            seq = record.seq
+            prev = record.prev
+            kind = record.kind
+            removedThrough = record.removedThrough
+            frontier = record.kind == .retention ? record.frontier : nil
+        }
     }
 
     struct SignedCheckpoint {
@@ -262,7 +286,7 @@ extension AuditVerifier {
                     }
                 }
                 for (index, piece) in pieces.enumerated() {
-                    let record = try? AuditRecord.decode(line: piece)
+                    let record = Fields(line: piece)
                     lines.append(Line(location: "\(name):\(index + 1)", hash: MerkleHashing.leaf(piece), record: record))
                 }
             }
@@ -278,6 +302,11 @@ extension AuditVerifier {
             var deferred: [Int: Int] = [:]  // seq -> line index, records met before their place
             var changedReported = Set<Int>()
             var index = 0
+            // Where each seq occurs, for finding a record further on without scanning.
+            var occurrences: [Int: [Int]] = [:]
+            for (i, line) in lines.enumerated() {
+                if let seq = line.record?.seq { occurrences[seq, default: []].append(i) }
+            }
 
             func hex(_ hash: MerkleHash) -> String { hash.map { String(format: "%02x", $0) }.joined() }
 
@@ -327,7 +356,7 @@ extension AuditVerifier {
                 }
                 if seq > expected {
                     // Is the expected record further on?
-                    let later = ((index + 1)..<lines.count).first { !handled.contains($0) && lines[$0].record?.seq == expected }
+                    let later = occurrences[expected]?.first { $0 > index && !handled.contains($0) }
                     if let later {
                         if later == index + 1 {
                             // The next line is the expected one: this record came too early.
