@@ -258,6 +258,15 @@ import Testing
         #expect(forgedReport.problems.contains { $0.kind == .inconsistent && $0.location == "checkpoints.log:1" }, "\(forgedReport.problems)")
         #expect(forgedReport.verifiedSize == 0)
 
+        // Pruned on the word of a retention record no checkpoint signed (appended by whoever
+        // deleted the segment, with the genuine frontier).
+        var unsigned = log
+        unsigned.checkpoints.removeLast()
+        let unsignedReport = try unsigned.verify()
+        #expect(unsignedReport.problems.map(\.kind) == [.removed])
+        #expect(unsignedReport.problems.first?.seq == 0)
+        #expect(unsignedReport.problems.first?.location == "segment-000000000016.log:5")
+
         // Pruned without a retention record.
         var unexplained = try TestLog.make(records: 20, checkpointsAt: [8, 16, 20])
         unexplained.segments.removeFirst()

@@ -9,11 +9,8 @@ public enum MerkleHashing {
     public static func leaf(_ entry: some Collection<UInt8>) -> MerkleHash {
         var hasher = SHA256()
         hasher.update(data: [0x00])
-        if let done = entry.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) {
-            _ = done
-        } else {
-            hasher.update(data: Array(entry))
-        }
+        let hashed: Void? = entry.withContiguousStorageIfAvailable { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { hasher.update(data: Array(entry)) }
         return Array(hasher.finalize())
     }
 

@@ -135,7 +135,7 @@ public struct NoteSigner: Sendable {
         guard !body.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n") || $0.value == 0x7F }) else {
             throw NoteError("a note's body must not contain control characters other than newline")
         }
-        guard !body.hasSuffix("\n\n"), !body.hasPrefix("\n") else { throw NoteError("a note's body must not hold a blank line at its end") }
+        guard !body.hasSuffix("\n\n"), !body.hasPrefix("\n") else { throw NoteError("a note's body must not start or end with a blank line") }
         let signature = try privateKey.signature(for: Array(body.utf8))
         return body + "\n— \(name) \(Data(keyHash + Array(signature)).base64EncodedString())\n"
     }

@@ -117,7 +117,9 @@ public struct AuditVerification: Sendable, Encodable {
 /// equal the frontier's root. Checkpoints inside the pruned prefix are checked for their signature
 /// only. No such retention record: the missing prefix is reported as `removed` and the roots
 /// cannot be checked. A retention record whose prefix is still in the files (the segments not yet
-/// deleted) has its frontier checked against the recomputed tree.
+/// deleted) has its frontier checked against the recomputed tree. The retention record used must be
+/// covered by a verified checkpoint (the log signs one before deleting anything): an unsigned one,
+/// which anyone with the files could append, leaves the pruned records `removed`.
 public enum AuditVerifier {
     /// Verifies the log in `directory` with the given verifier keys (one per replica; the log's
     /// origin picks its key).
@@ -212,6 +214,8 @@ extension AuditVerifier {
         var problems: [AuditProblem] = []
         var notes: [String] = []
         var origin: String?
+        /// The retention record the tree continues from (its seq and place).
+        var retention: (seq: Int, location: String)?
         var checkpointsVerified = 0
         var verifiedSize = 0
 
@@ -431,6 +435,7 @@ extension AuditVerifier {
                     return nil
                 }
                 let frontier = (line.record?.frontier ?? []).map { Data(base64Encoded: $0).map(Array.init) ?? [] }
+                self.retention = (firstSeq + index, line.location)
                 do {
                     tree = try MerkleTree(prunedSize: firstSeq, frontier: frontier)
                 } catch {
@@ -585,6 +590,14 @@ extension AuditVerifier {
                 checkpointsVerified += 1
                 verifiedSize = max(verifiedSize, checkpoint.size)
                 lastGood = signed
+            }
+            // The retention record vouches for the pruned records only once a checkpoint signed it
+            // (the log signs one before it deletes segments); anyone can append an unsigned one.
+            if let retention, retention.seq >= verifiedSize {
+                problems.append(
+                    AuditProblem(
+                        kind: .removed, seq: 0, location: retention.location,
+                        detail: "records 0...\(firstSeq - 1) are gone on the word of retention record \(retention.seq), which no verified checkpoint covers"))
             }
             if let torn, verifiedSize <= available, !problems.contains(where: { $0.location == torn }) {
                 notes.append("\(torn): a torn last line no checkpoint covers (a write cut short; the log cuts it when it opens)")
