@@ -116,6 +116,18 @@ import Testing
         }
     }
 
+    @Test func aForgedRecordWithASeqBeyondTheLogIsInserted() throws {
+        var log = try Self.clean()
+        var forged = TestLog.request(seq: 1000)
+        forged.seq = 1000
+        forged.prev = TestLog.hex(MerkleHashing.leaf(log.line(10)))
+        log.insert(try forged.encodedLine(), after: 10)
+        let problems = Self.recordProblems(try log.verify())
+        #expect(problems.map(\.kind) == [.inserted])
+        #expect(problems.first?.seq == 1000)
+        #expect(problems.first?.location == "segment-000000000008.log:4")
+    }
+
     @Test func aTruncatedLastRecordIsFound() throws {
         // Cut short mid-line: the torn line is the record the last checkpoint covers.
         let log = try Self.clean()

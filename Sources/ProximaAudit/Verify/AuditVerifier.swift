@@ -412,10 +412,13 @@ extension AuditVerifier {
                         kind: .inserted, seq: seq, location: line.location,
                         detail: "record \(seq) appears again; this copy is not the one the log linked"))
             }
-            // Records met before their place whose place never came.
+            // Records met before their place whose place never came: they fit nowhere in the chain.
             for (seq, i) in deferred.sorted(by: { $0.key < $1.key }) {
+                let location = lines[i].location
+                problems.removeAll { $0.kind == .reordered && $0.seq == seq && $0.location == location }
                 problems.append(
-                    AuditProblem(kind: .removed, seq: expected, location: lines[i].location, detail: "records \(expected)...\(seq - 1) are missing"))
+                    AuditProblem(
+                        kind: .inserted, seq: seq, location: location, detail: "record \(seq) fits nowhere: the records end at \(expected - 1)"))
             }
         }
 
