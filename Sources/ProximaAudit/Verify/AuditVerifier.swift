@@ -148,6 +148,18 @@ public enum AuditVerifier {
 }
 
 extension AuditVerifier {
+    /// Lower-case hex, as `prev` holds a leaf hash (one string per record: no formatter per byte).
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            for (index, byte) in bytes.enumerated() {
+                buffer[2 * index] = digits[Int(byte >> 4)]
+                buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
+            }
+            return bytes.count * 2
+        }
+    }
+
     /// What the files alone cannot prove: the last checkpoint line can be deleted without a trace in
     /// the directory, so an auditor who kept a checkpoint (from an earlier run, the admin API or
     /// another replica) passes it here, or asks that every record be covered.
@@ -312,7 +324,7 @@ extension AuditVerifier {
                 if let seq = line.record?.seq { occurrences[seq, default: []].append(i) }
             }
 
-            func hex(_ hash: MerkleHash) -> String { hash.map { String(format: "%02x", $0) }.joined() }
+            func hex(_ hash: MerkleHash) -> String { AuditVerifier.hex(hash) }
 
             /// Takes line `i` as record `expected`, checking its prev.
             func accept(_ i: Int) {
