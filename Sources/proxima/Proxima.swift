@@ -50,7 +50,7 @@ struct Proxima: AsyncParsableCommand {
         abstract: "Proxima: a distributed AI-inference orchestrator with an OpenAI-compatible gateway.",
         subcommands: [
             Serve.self, CheckConfig.self, Tenants.self, Principals.self, Keys.self, Bench.self, Emulate.self, Demo.self, Simulate.self,
-            Evidence.self,
+            Evidence.self, Audit.self,
         ])
 }
 
