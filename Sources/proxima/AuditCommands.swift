@@ -8,7 +8,7 @@ import ProximaAudit
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Tools for the tamper-evident audit log (docs/governance.md).",
-        subcommands: [AuditVerify.self])
+        subcommands: [AuditVerify.self, AuditSearch.self, AuditPrune.self, AuditKey.self])
 }
 
 struct AuditVerify: AsyncParsableCommand {

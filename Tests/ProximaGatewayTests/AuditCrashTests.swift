@@ -16,6 +16,8 @@ import Testing
     final class Answered: Sendable {
         let ids = Mutex<Set<String>>([])
         let failed = Atomic<Int>(0)
+        /// Set once the gateway was killed: clients stop asking.
+        let stopped = Atomic<Bool>(false)
     }
 
     static func configuration(upstream: String, dataDirectory: String, port: Int) -> String {
@@ -31,17 +33,36 @@ import Testing
     }
 
     /// One client: requests in a loop (every third streamed) until the gateway dies under it.
-    static func client(_ base: String, number: Int, answered: Answered, until deadline: ContinuousClock.Instant) async {
+    /// A client of its own per round, with short deadlines: the shared test client's pool backs off
+    /// after refused connections, and a dead gateway must not hold the next round for seconds.
+    static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .milliseconds(100), read: .seconds(5))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    static func client(
+        _ base: String, http: HTTPClient, number: Int, answered: Answered, until deadline: ContinuousClock.Instant
+    ) async {
         var index = 0
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline && !answered.stopped.load(ordering: .relaxed) {
             index += 1
             let id = "crash-\(number)-\(index)-\(UInt32.random(in: 0...UInt32.max))"
             let stream = index % 3 == 0
             let body = #"{"model":"chat","messages":[{"role":"user","content":"request \#(index)"}]\#(stream ? #","stream":true"# : "")}"#
             do {
-                let reply = try await TestHTTP.post(base + "/v1/chat/completions", json: body, headers: [("x-request-id", id)])
-                let complete = stream ? reply.body.hasSuffix("data: [DONE]\n\n") : reply.json?["choices"] != nil
-                if reply.status == 200 && complete {
+                var request = HTTPClientRequest(url: base + "/v1/chat/completions")
+                request.method = .POST
+                request.headers.add(name: "content-type", value: "application/json")
+                request.headers.add(name: "x-request-id", value: id)
+                request.body = .bytes(ByteBuffer(string: body))
+                let response = try await http.execute(request, timeout: .seconds(5))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                let complete =
+                    stream
+                    ? text.hasSuffix("data: [DONE]\n\n")
+                    : (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["choices"] != nil
+                if response.status.code == 200 && complete {
                     answered.ids.withLock { _ = $0.insert(id) }
                 } else {
                     answered.failed.add(1, ordering: .relaxed)
@@ -84,20 +105,24 @@ import Testing
                 try? Self.configuration(upstream: upstream.baseURL, dataDirectory: root + "/data", port: port)
                     .write(toFile: config, atomically: true, encoding: .utf8)
                 return ["serve", "--config", config]
-            }, healthPath: "/healthz", startTimeout: .seconds(30))
+            }, healthPath: "/healthz", startTimeout: .seconds(30), pollInterval: .milliseconds(20))
             let base = "http://127.0.0.1:\(server.port)"
+            answered.stopped.store(false, ordering: .relaxed)
             // Load for a random while, then kill -9 in the middle of it.
             let loadFor = Duration.milliseconds(Int.random(in: 150...400))
             let deadline = ContinuousClock.now + loadFor + .seconds(2)
+            let http = Self.makeClient()
             await withTaskGroup(of: Void.self) { group in
                 for number in 0..<8 {
-                    group.addTask { await Self.client(base, number: round * 100 + number, answered: answered, until: deadline) }
+                    group.addTask { await Self.client(base, http: http, number: round * 100 + number, answered: answered, until: deadline) }
                 }
                 try? await Task.sleep(for: loadFor)
                 server.crash()
+                answered.stopped.store(true, ordering: .relaxed)
                 if !server.process.isRunning { killedMidLoad += 1 }
                 await group.waitForAll()
             }
+            try await http.shutdown()
         }
         // After the last crash: the log opens (torn lines cut), verifies, and holds every answer.
         let directory = root + "/data/" + AuditSettings.defaultDirectoryName

@@ -86,7 +86,7 @@ import Testing
             let streamed = try await TestHTTP.post(url, json: stream, headers: [("x-request-id", "audit-stream-1")])
             #expect(streamed.body.hasSuffix("data: [DONE]\n\n"))
             let refused = try await TestHTTP.post(url, json: #"{"model":"nope","messages":[]}"#, headers: [("x-request-id", "audit-refused-1")])
-            #expect(refused.status == 404)
+            #expect(refused.status == 400)
             let plain = #"{"model":"chat","messages":[{"role":"user","content":"cache me"}]}"#
             _ = try await TestHTTP.post(url, json: plain, headers: [("x-request-id", "audit-miss-1")])
             let hit = try await TestHTTP.post(url, json: plain, headers: [("x-request-id", "audit-hit-1")])
@@ -95,7 +95,7 @@ import Testing
             #expect(s?["status"] as? Int == 200)
             #expect(s?["answer_sha256"] as? String != nil)
             let r = try await Self.records(gateway, "request_id=audit-refused-1").first
-            #expect(r?["status"] as? Int == 404)
+            #expect(r?["status"] as? Int == 400)
             let h = try await Self.records(gateway, "request_id=audit-hit-1").first
             #expect(h?["cache"] as? String == "hit-exact")
             #expect(h?["answer_sha256"] as? String == Self.sha256(hit.body))

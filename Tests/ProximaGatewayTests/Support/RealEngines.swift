@@ -39,7 +39,8 @@ final class ManagedServer: @unchecked Sendable {
 
     /// Starts `binary` with the arguments `arguments(port)` and waits until `healthPath` answers 200.
     static func launch(
-        _ name: String, binary: String, arguments: (Int) -> [String], healthPath: String, startTimeout: Duration = .seconds(90)
+        _ name: String, binary: String, arguments: (Int) -> [String], healthPath: String, startTimeout: Duration = .seconds(90),
+        pollInterval: Duration = .milliseconds(200)
     ) async throws -> ManagedServer {
         let port = try freeLoopbackPort()
         let process = Process()
@@ -56,7 +57,7 @@ final class ManagedServer: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             if !process.isRunning { throw TestFailure("\(name) exited at start; see \(log.path)") }
             if let reply = try? await TestHTTP.get("http://127.0.0.1:\(port)\(healthPath)"), reply.status == 200 { return server }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: pollInterval)
         }
         server.stop()
         throw TestFailure("\(name) did not become healthy in \(startTimeout); see \(log.path)")
