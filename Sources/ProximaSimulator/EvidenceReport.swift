@@ -117,6 +117,8 @@ private struct Runner {
     /// Found along the way, for the headline.
     var kneeLoad: Double?
     var outageDuring: [String: ScenarioResult] = [:]
+    /// One line per trace from the sovereignty section.
+    var sovereigntyHeadline: [String] = []
 
     init(settings: EvidenceSettings, log: @escaping (String) -> Void) {
         self.settings = settings
@@ -661,6 +663,10 @@ private struct Runner {
         ]
         var findings: [String] = []
         var refusedWithoutOutage = 0
+        var shorterTrip = true
+        var slowerEverywhere = true
+        var othersAtPeak: [String] = []
+        var saturations: [String] = []
         for builder in builders {
             let populations = builder.metros.indices.filter { builder.metros[$0].region == region }
             let members = Set(populations)
@@ -668,6 +674,8 @@ private struct Runner {
             var pairs: [(load: Double, event: String, free: [ScenarioResult], ruled: [ScenarioResult])] = []
             var demandShare = 0.0
             var capacityShare = 0.0
+            /// Europe's busiest minute at the main load against what the allowed endpoints complete.
+            var peakRatio = 0.0
             var cases: [(Double, String, [Outage])] = loads.map { ($0, "-", []) }
             if !allowed.isEmpty {
                 let outage = Outage(endpoints: allowed.sorted().map { fleet.endpoints[$0].name }, start: start, end: end)
@@ -679,7 +687,11 @@ private struct Runner {
                     demandShare = Double(requests.filter { members.contains($0.metro) }.count) / Double(requests.count)
                     let sample = Array(requests.prefix(2_000))
                     let total = FleetCapacity.requestsPerSecond(of: fleet, sample: sample)
-                    capacityShare = total > 0 ? FleetCapacity.requestsPerSecond(of: fleet, sample: sample, endpoints: allowed) / total : 0
+                    let allowedRate = FleetCapacity.requestsPerSecond(of: fleet, sample: sample, endpoints: allowed)
+                    capacityShare = total > 0 ? allowedRate / total : 0
+                    var perMinute: [Int: Int] = [:]
+                    for request in requests where members.contains(request.metro) { perMinute[Int(request.arrival / 60), default: 0] += 1 }
+                    peakRatio = allowedRate > 0 ? Double(perMinute.values.max() ?? 0) / 60 / allowedRate : 0
                 }
                 var results: [[ScenarioResult]] = []
                 for (label, rules) in [("none", [ResidencyRule?]()), (ruleText, residency)] {
@@ -715,7 +727,23 @@ private struct Runner {
             findings.append(
                 "- \(builder.trace.name): the \(ruleText) sites hold \(Format.percent(capacityShare)) of the fleet's capacity while \(region) sends "
                     + "\(Format.percent(demandShare)) of the requests, so under the rule those sites alone must carry \(region)'s traffic and "
-                    + "saturate from about **\(Format.percent(saturation)) offered load**.")
+                    + "saturate on average from about **\(Format.percent(saturation)) offered load**; in its busiest minute at "
+                    + "\(Format.percent(settings.mainLoad)) \(region) offers \(Format.fixed(peakRatio, 1))x what they complete.")
+            let steady = pairs.filter { $0.event == "-" }
+            shorterTrip = shorterTrip && steady.allSatisfy { $0.ruled[0].meanRoundTripSeconds <= $0.free[0].meanRoundTripSeconds }
+            slowerEverywhere = slowerEverywhere && steady.allSatisfy { $0.ruled[0].summary.timeToFirstToken.p50 >= $0.free[0].summary.timeToFirstToken.p50 }
+            if let high = steady.last {
+                othersAtPeak.append(
+                    "\(builder.trace.name) at \(Format.percent(high.load)) p99 \(Format.p99(high.ruled[2].summary)) against \(Format.p99(high.free[2].summary)), "
+                        + "SLO attainment \(Format.percent(high.ruled[2].summary.sloAttainment)) against \(Format.percent(high.free[2].summary.sloAttainment))")
+            }
+            saturations.append("\(Format.percent(saturation)) on \(builder.trace.name)")
+            if let main = steady.first(where: { $0.load == settings.mainLoad }) ?? steady.last {
+                sovereigntyHeadline.append(
+                    "\(builder.trace.name) at \(Format.percent(main.load)): TTFT p50 \(Format.ms(main.ruled[0].summary.timeToFirstToken.p50)) vs "
+                        + "\(Format.ms(main.free[0].summary.timeToFirstToken.p50)), SLO attainment \(Format.percent(main.ruled[0].summary.sloAttainment)) vs "
+                        + "\(Format.percent(main.free[0].summary.sloAttainment))")
+            }
             for pair in pairs where pair.event == "-" {
                 let (free, ruled) = (pair.free[0], pair.ruled[0])
                 let (freeAll, ruledAll) = (pair.free[1], pair.ruled[1])
@@ -739,14 +767,22 @@ private struct Runner {
             }
         }
         text += [""] + findings + [
-            "- What sovereignty costs: callers whose nearest site is outside the allowed jurisdictions pay the longer round trip "
-                + "to an allowed site, and every constrained caller loses the rest of the fleet's spare capacity. Below the "
-                + "allowed sites' saturation the price is the round trip; above it the allowed sites queue and the price is "
-                + "the wait, which grows without bound in a long overload (the simulated callers never give up). The rest of "
-                + "the world gains a little: the constrained traffic no longer competes for its sites.",
-            "- When it costs most: when the allowed capacity is small against the constrained demand, at peak load, and "
-                + "during an outage of the allowed sites, when the rule turns what would have been a detour into refusals. "
-                + "The remedy is capacity inside the jurisdiction, not routing: the rule is a hard constraint by design.",
+            "- What sovereignty costs: "
+                + (shorterTrip
+                    ? "not distance here. Under the rule \(region)'s callers travel less (the allowed sites are near them, and "
+                        + "without the rule busy nearby sites push them farther); "
+                    : "a longer round trip for callers whose nearest site is outside the rule, and more: ")
+                + "they lose the rest of the fleet's capacity. \(allowed.count) of \(fleet.endpoints.count) endpoints must absorb their bursts "
+                    + "alone, which without the rule spill over the whole fleet"
+                + (slowerEverywhere ? ", so their TTFT is longer at every load, the lowest included." : "."),
+            "- When it costs most: past the load where the allowed sites saturate on average (" + saturations.joined(separator: ", ")
+                + ") their queue grows for the whole run and the wait reaches minutes (the simulated callers never give up); "
+                + "below it, in the traffic's bursts; and during an outage of the allowed sites, when the rule turns what would "
+                + "have been a detour into refusals. The remedy is capacity inside the jurisdiction, not routing: the rule is a "
+                + "hard constraint by design.",
+            "- Everyone else, at the highest load: " + othersAtPeak.joined(separator: "; ")
+                + " (under the rule against without): the constrained traffic no longer spills onto their sites, but it fills "
+                + "the allowed sites they could otherwise use.",
             refusedWithoutOutage == 0
                 ? "- Without an outage nothing is refused: "
                     + (fleet.routingFacts.allSatisfy { $0.performance.admissionLimit == nil }
@@ -789,6 +825,11 @@ private struct Runner {
                     + "\(Format.count(one.summary.requests)) requests arriving meanwhile; the global fleet under `balanced` fails "
                     + "\(Format.count(balanced.summary.errors)) and meets the target for "
                     + "\(Format.percent(balanced.summary.sloAttainment)).")
+        }
+        if !sovereigntyHeadline.isEmpty {
+            lines.append(
+                "- Sovereignty has a price when the allowed capacity is small: European callers held to \(settings.sovereigntyRule.joined(separator: "+")) "
+                    + "sites against unconstrained, " + sovereigntyHeadline.joined(separator: "; ") + " (section 7).")
         }
         lines += [
             "- Where it does not hold: below the knee the gain is the round trip only, tens of milliseconds, paid for with "

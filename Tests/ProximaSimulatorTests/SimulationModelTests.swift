@@ -220,6 +220,6 @@ import Testing
         let served = sovereignty.filter { $0.result.label.contains("down") && $0.result.label.contains("none") }
         #expect(refused.count == 2 && refused.allSatisfy { $0.result.residencyRefused > 0 })
         #expect(served.count == 2 && served.allSatisfy { $0.result.residencyRefused == 0 })
-        #expect(report.markdown.contains("saturate from about **"))
+        #expect(report.markdown.contains("saturate on average from about **"))
     }
 }
