@@ -27,6 +27,10 @@ public struct EvidenceSettings: Sendable {
     public var queueingSeconds: Double
     /// The site that fails mid-run in the outage experiment.
     public var outageSite: String
+    /// The caller population (a metro region) the sovereignty section puts under `sovereigntyRule`.
+    public var sovereigntyRegion: String
+    /// Its residency rule: jurisdiction codes or groups (`EU`).
+    public var sovereigntyRule: [String]
     public var seed: UInt64
     /// Source file names, quoted in the report.
     public var centralFleetFile: String
@@ -38,7 +42,7 @@ public struct EvidenceSettings: Sendable {
         kneeLoads: [Double] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05],
         loads: [Double] = [0.3, 0.5, 0.7, 0.85, 0.95], mainLoad: Double = 0.85,
         queueingLoads: [Double] = [0.2, 0.4, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95], queueingSeconds: Double = 3_600, outageSite: String = "us-east",
-        seed: UInt64 = 7, centralFleetFile: String = "", globalFleetFile: String = ""
+        sovereigntyRegion: String = "europe", sovereigntyRule: [String] = ["EU"], seed: UInt64 = 7, centralFleetFile: String = "", globalFleetFile: String = ""
     ) {
         self.centralFleet = centralFleet
         self.globalFleet = globalFleet
@@ -55,6 +59,8 @@ public struct EvidenceSettings: Sendable {
         self.queueingLoads = queueingLoads
         self.queueingSeconds = queueingSeconds
         self.outageSite = outageSite
+        self.sovereigntyRegion = sovereigntyRegion
+        self.sovereigntyRule = sovereigntyRule
         self.seed = seed
         self.centralFleetFile = centralFleetFile
         self.globalFleetFile = globalFleetFile
@@ -111,6 +117,8 @@ private struct Runner {
     /// Found along the way, for the headline.
     var kneeLoad: Double?
     var outageDuring: [String: ScenarioResult] = [:]
+    /// One line per trace from the sovereignty section.
+    var sovereigntyHeadline: [String] = []
 
     init(settings: EvidenceSettings, log: @escaping (String) -> Void) {
         self.settings = settings
@@ -167,6 +175,7 @@ private struct Runner {
             try prefixAffinity(mooncake)
         }
         limits(builders, sweeps: sweeps)
+        try sovereignty(builders)
         headline(builders, sweeps: sweeps, kneeLoad: kneeLoad, outage: outageDuring)
         reproduce()
         let markdown = text.joined(separator: "\n")
@@ -618,6 +627,174 @@ private struct Runner {
         ]
     }
 
+    /// Section 7: one caller population under a residency rule (European callers, EU-only) against
+    /// the same traffic without it, on the global fleet under `balanced`.
+    mutating func sovereignty(_ builders: [WorkloadBuilder]) throws {
+        let fleet = settings.globalFleet
+        let balanced = try policy("balanced")
+        let ruleNames = settings.sovereigntyRule.map { $0.uppercased() }
+        let rule = ResidencyRule(jurisdictions: JurisdictionGroups.builtIn.expand(ruleNames), named: ruleNames)
+        let ruleText = ruleNames.joined(separator: "+")
+        let allowed = Set(fleet.endpoints.indices.filter { rule.exclusionReason(site: fleet.site(of: fleet.endpoints[$0])) == nil })
+        let allowedSites = Set(allowed.map { fleet.endpoints[$0].siteName })
+        let region = settings.sovereigntyRegion
+        text += ["## 7. The cost of sovereignty", ""]
+        guard let first = builders.first, first.metros.contains(where: { $0.region == region }) else {
+            text += ["No caller metro is in the region '\(region)'; nothing to compare.", ""]
+            return
+        }
+        let loads = Array(Set([settings.loads.first ?? settings.mainLoad, settings.mainLoad, settings.loads.last ?? settings.mainLoad])).sorted()
+        let outageLoad = loads.first ?? settings.mainLoad
+        let start = settings.runSeconds / 3
+        let end = 2 * settings.runSeconds / 3
+        let regionMetros = first.metros.filter { $0.region == region }.map(\.name)
+        text += [
+            "Callers in \(region) (\(regionMetros.joined(separator: ", "))) belong to a tenant whose data must stay in the \(ruleText) "
+                + "(a residency rule, as `residency.tenants` sets it in the gateway); everyone else is unconstrained. Each row pair "
+                + "replays the same requests under `balanced` without and with the rule. Under the rule only "
+                + (allowedSites.isEmpty ? "no site" : allowedSites.sorted().joined(separator: ", "))
+                + " may serve those callers (\(allowed.count) of \(fleet.endpoints.count) endpoints); a request no allowed endpoint can take is "
+                + "refused (`residency`, the gateway's 503), never sent abroad, and counts as an SLO miss. The last rows fail "
+                + (allowedSites.isEmpty ? "the allowed sites" : allowedSites.sorted().joined(separator: ", "))
+                + " from \(Format.fixed(start, 0)) s to \(Format.fixed(end, 0)) s.",
+            "",
+            "| trace | load | event | rule | \(region): TTFT p50 | p99 | SLO met | refused | everyone: TTFT p50 | p99 | SLO met | \(ruleText) sites GPU busy |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        var findings: [String] = []
+        var refusedWithoutOutage = 0
+        var shorterTrip = true
+        var slowerEverywhere = true
+        var othersAtPeak: [String] = []
+        var saturations: [String] = []
+        for builder in builders {
+            let populations = builder.metros.indices.filter { builder.metros[$0].region == region }
+            let members = Set(populations)
+            let residency: [ResidencyRule?] = builder.metros.indices.map { members.contains($0) ? rule : nil }
+            var pairs: [(load: Double, event: String, free: [ScenarioResult], ruled: [ScenarioResult])] = []
+            var demandShare = 0.0
+            var capacityShare = 0.0
+            /// Europe's busiest minute at the main load against what the allowed endpoints complete.
+            var peakRatio = 0.0
+            var cases: [(Double, String, [Outage])] = loads.map { ($0, "-", []) }
+            if !allowed.isEmpty {
+                let outage = Outage(endpoints: allowed.sorted().map { fleet.endpoints[$0].name }, start: start, end: end)
+                cases.append((outageLoad, "\(allowedSites.sorted().joined(separator: ", ")) down", [outage]))
+            }
+            for (load, event, outages) in cases {
+                let requests = builder.requests(atLoad: load)
+                if load == settings.mainLoad, event == "-", !requests.isEmpty {
+                    demandShare = Double(requests.filter { members.contains($0.metro) }.count) / Double(requests.count)
+                    let sample = Array(requests.prefix(2_000))
+                    let total = FleetCapacity.requestsPerSecond(of: fleet, sample: sample)
+                    let allowedRate = FleetCapacity.requestsPerSecond(of: fleet, sample: sample, endpoints: allowed)
+                    capacityShare = total > 0 ? allowedRate / total : 0
+                    var perMinute: [Int: Int] = [:]
+                    for request in requests where members.contains(request.metro) { perMinute[Int(request.arrival / 60), default: 0] += 1 }
+                    peakRatio = allowedRate > 0 ? Double(perMinute.values.max() ?? 0) / 60 / allowedRate : 0
+                }
+                var results: [[ScenarioResult]] = []
+                for (label, rules) in [("none", [ResidencyRule?]()), (ruleText, residency)] {
+                    var simulation = simulationSettings(balanced, outages: outages)
+                    simulation.residency = rules
+                    let (everyone, finished) = simulate(
+                        "sovereignty", trace: builder.trace.name, fleetName: "global", fleet: fleet,
+                        label: "balanced, \(region) \(label)" + (outages.isEmpty ? "" : ", \(event)"), requests: requests, settings: simulation,
+                        load: load)
+                    let ruled = ScenarioResult(label: label, simulation: finished, ttftTargetSeconds: target) {
+                        members.contains($0.metro) && (outages.isEmpty || ($0.arrival >= start && $0.arrival < end))
+                    }
+                    let all =
+                        outages.isEmpty
+                        ? everyone : ScenarioResult(label: label, simulation: finished, ttftTargetSeconds: target) { $0.arrival >= start && $0.arrival < end }
+                    let others = ScenarioResult(label: label, simulation: finished, ttftTargetSeconds: target) {
+                        !members.contains($0.metro) && (outages.isEmpty || ($0.arrival >= start && $0.arrival < end))
+                    }
+                    let busy = all.sites.filter { allowedSites.contains($0.name) }
+                    let gpu = busy.isEmpty ? 0 : busy.map(\.gpuUtilization).reduce(0, +) / Double(busy.count)
+                    text.append(
+                        "| \(builder.trace.name) | \(Format.percent(load)) | \(outages.isEmpty ? "-" : event + " (arrivals meanwhile)") | \(label) | "
+                            + "\(Format.p50(ruled.summary)) | \(Format.p99(ruled.summary)) | \(Format.percent(ruled.summary.sloAttainment)) | "
+                            + "\(Format.count(ruled.residencyRefused)) of \(Format.count(ruled.summary.requests)) | "
+                            + "\(Format.p50(all.summary)) | \(Format.p99(all.summary)) | \(Format.percent(all.summary.sloAttainment)) | "
+                            + "\(Format.percent(gpu)) |")
+                    results.append([ruled, all, others])
+                }
+                pairs.append((load, event, results[0], results[1]))
+            }
+            // The findings, from the rows above.
+            let saturation = demandShare > 0 ? capacityShare / demandShare : 0
+            findings.append(
+                "- \(builder.trace.name): the \(ruleText) sites hold \(Format.percent(capacityShare)) of the fleet's capacity while \(region) sends "
+                    + "\(Format.percent(demandShare)) of the requests, so under the rule those sites alone must carry \(region)'s traffic and "
+                    + "saturate on average from about **\(Format.percent(saturation)) offered load**; in its busiest minute at "
+                    + "\(Format.percent(settings.mainLoad)) \(region) offers \(Format.fixed(peakRatio, 1))x what they complete.")
+            let steady = pairs.filter { $0.event == "-" }
+            shorterTrip = shorterTrip && steady.allSatisfy { $0.ruled[0].meanRoundTripSeconds <= $0.free[0].meanRoundTripSeconds }
+            slowerEverywhere = slowerEverywhere && steady.allSatisfy { $0.ruled[0].summary.timeToFirstToken.p50 >= $0.free[0].summary.timeToFirstToken.p50 }
+            if let high = steady.last {
+                othersAtPeak.append(
+                    "\(builder.trace.name) at \(Format.percent(high.load)) p99 \(Format.p99(high.ruled[2].summary)) against \(Format.p99(high.free[2].summary)), "
+                        + "SLO attainment \(Format.percent(high.ruled[2].summary.sloAttainment)) against \(Format.percent(high.free[2].summary.sloAttainment))")
+            }
+            saturations.append("\(Format.percent(saturation)) on \(builder.trace.name)")
+            if let main = steady.first(where: { $0.load == settings.mainLoad }) ?? steady.last {
+                sovereigntyHeadline.append(
+                    "\(builder.trace.name) at \(Format.percent(main.load)): TTFT p50 \(Format.ms(main.ruled[0].summary.timeToFirstToken.p50)) vs "
+                        + "\(Format.ms(main.free[0].summary.timeToFirstToken.p50)), SLO attainment \(Format.percent(main.ruled[0].summary.sloAttainment)) vs "
+                        + "\(Format.percent(main.free[0].summary.sloAttainment))")
+            }
+            for pair in pairs where pair.event == "-" {
+                let (free, ruled) = (pair.free[0], pair.ruled[0])
+                let (freeAll, ruledAll) = (pair.free[1], pair.ruled[1])
+                let (freeOthers, ruledOthers) = (pair.free[2], pair.ruled[2])
+                refusedWithoutOutage += ruled.residencyRefused
+                findings.append(
+                    "  At \(Format.percent(pair.load)): \(region) TTFT p50 \(Format.ms(ruled.summary.timeToFirstToken.p50)) under the rule against "
+                        + "\(Format.ms(free.summary.timeToFirstToken.p50)) without, p99 \(Format.p99(ruled.summary)) against \(Format.p99(free.summary)), "
+                        + "SLO attainment \(Format.percent(ruled.summary.sloAttainment)) against \(Format.percent(free.summary.sloAttainment)), "
+                        + "mean round trip \(Format.ms(ruled.meanRoundTripSeconds * 1_000)) against \(Format.ms(free.meanRoundTripSeconds * 1_000)); "
+                        + "everyone else p99 \(Format.p99(ruledOthers.summary)) against \(Format.p99(freeOthers.summary)); everyone's SLO attainment "
+                        + "\(Format.percent(ruledAll.summary.sloAttainment)) against \(Format.percent(freeAll.summary.sloAttainment)); "
+                        + "\(Format.count(ruled.residencyRefused)) refused.")
+            }
+            for pair in pairs where pair.event != "-" {
+                let ruled = pair.ruled[0]
+                findings.append(
+                    "  With \(pair.event) at \(Format.percent(pair.load)): \(Format.count(ruled.residencyRefused)) of \(Format.count(ruled.summary.requests)) "
+                        + "\(region) requests arriving meanwhile are refused (`residency`) and \(Format.count(ruled.summary.errors)) fail in all, "
+                        + "against \(Format.count(pair.free[0].summary.errors)) failures without the rule, where they are served elsewhere.")
+            }
+        }
+        text += [""] + findings + [
+            "- What sovereignty costs: "
+                + (shorterTrip
+                    ? "not distance here. Under the rule \(region)'s callers travel less (the allowed sites are near them, and "
+                        + "without the rule busy nearby sites push them farther); "
+                    : "a longer round trip for callers whose nearest site is outside the rule, and more: ")
+                + "they lose the rest of the fleet's capacity. \(allowed.count) of \(fleet.endpoints.count) endpoints must absorb their bursts "
+                    + "alone, which without the rule spill over the whole fleet"
+                + (slowerEverywhere ? ", so their TTFT is longer at every load, the lowest included." : "."),
+            "- When it costs most: past the load where the allowed sites saturate on average (" + saturations.joined(separator: ", ")
+                + ") their queue grows for the whole run and the wait reaches minutes (the simulated callers never give up); "
+                + "below it, in the traffic's bursts; and during an outage of the allowed sites, when the rule turns what would "
+                + "have been a detour into refusals. The remedy is capacity inside the jurisdiction, not routing: the rule is a "
+                + "hard constraint by design.",
+            "- Everyone else, at the highest load: " + othersAtPeak.joined(separator: "; ")
+                + " (under the rule against without): the constrained traffic no longer spills onto their sites, but it fills "
+                + "the allowed sites they could otherwise use.",
+            refusedWithoutOutage == 0
+                ? "- Without an outage nothing is refused: "
+                    + (fleet.routingFacts.allSatisfy { $0.performance.admissionLimit == nil }
+                        ? "the global fleet sets no admission limits, so an overloaded allowed site queues instead of refusing; with "
+                            + "`max_concurrency` set, the overflow would be refused (`residency`) rather than sent abroad."
+                        : "the allowed sites never reached their admission limits.")
+                : "- Without an outage \(Format.count(refusedWithoutOutage)) requests were refused (`residency`): the allowed sites were at "
+                    + "their admission limits and the rule forbids the rest of the fleet.",
+            "",
+        ]
+    }
+
     /// The headline numbers, placed after the setup.
     mutating func headline(_ builders: [WorkloadBuilder], sweeps: [[String: [ScenarioResult]]], kneeLoad: Double?, outage: [String: ScenarioResult]) {
         var lines = ["## Headline", ""]
@@ -648,6 +825,11 @@ private struct Runner {
                     + "\(Format.count(one.summary.requests)) requests arriving meanwhile; the global fleet under `balanced` fails "
                     + "\(Format.count(balanced.summary.errors)) and meets the target for "
                     + "\(Format.percent(balanced.summary.sloAttainment)).")
+        }
+        if !sovereigntyHeadline.isEmpty {
+            lines.append(
+                "- Sovereignty has a price when the allowed capacity is small: European callers held to \(settings.sovereigntyRule.joined(separator: "+")) "
+                    + "sites against unconstrained, " + sovereigntyHeadline.joined(separator: "; ") + " (section 7).")
         }
         lines += [
             "- Where it does not hold: below the knee the gain is the round trip only, tens of milliseconds, paid for with "
@@ -705,6 +887,7 @@ enum Format {
 
     /// TTFT p99 of a run, or a dash when nothing was answered.
     static func p99(_ summary: PolicyResult) -> String { summary.timeToFirstToken.count > 0 ? ms(summary.timeToFirstToken.p99) : "-" }
+    static func p50(_ summary: PolicyResult) -> String { summary.timeToFirstToken.count > 0 ? ms(summary.timeToFirstToken.p50) : "-" }
 
     /// "120 ms lower" or "40 ms higher" for a difference in milliseconds (positive meaning lower).
     static func signed(_ milliseconds: Double, lower: String, higher: String) -> String {

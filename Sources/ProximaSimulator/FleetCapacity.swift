@@ -27,11 +27,12 @@ public enum FleetCapacity {
         return engine.time > 0 ? Double(finished) / engine.time : 0
     }
 
-    /// The sum over the fleet's endpoints of their saturated throughput, each profile measured once.
-    public static func requestsPerSecond(of fleet: Fleet, sample: [SimulatedRequest]) -> Double {
+    /// The sum over the fleet's endpoints (or over `endpoints` only, for the capacity a residency
+    /// rule leaves) of their saturated throughput, each profile measured once.
+    public static func requestsPerSecond(of fleet: Fleet, sample: [SimulatedRequest], endpoints: Set<Int>? = nil) -> Double {
         var byProfile: [String: Double] = [:]
         var total = 0.0
-        for profile in profiles(of: fleet) {
+        for (index, profile) in profiles(of: fleet).enumerated() where endpoints?.contains(index) ?? true {
             if byProfile[profile.name] == nil { byProfile[profile.name] = requestsPerSecond(of: profile, sample: sample) }
             total += byProfile[profile.name] ?? 0
         }

@@ -90,10 +90,15 @@ public struct SimulationSettings: Sendable {
     /// Whether routing requests carry the prompts' prefix blocks; without them the router can neither
     /// prefer the endpoint that holds a prefix nor shorten its predicted prefill (engines still cache).
     public var routerSeesPrefixes: Bool
+    /// Residency rule per caller population, indexed like `SimulatedRequest.metro` (nil or missing:
+    /// no rule). Every request of a population with a rule routes with a `ResidencyConstraint`, retries
+    /// included; one no allowed endpoint can take fails as `residency` rather than going elsewhere.
+    public var residency: [ResidencyRule?]
 
     public init(
         policy: RoutingPolicy, maxAttempts: Int = 3, scrapeIntervalSeconds: Double = 2, telemetry: TelemetrySettings = .init(),
-        breaker: BreakerSettings = .init(), seed: UInt64 = 1, outages: [Outage] = [], routerSeesPrefixes: Bool = true
+        breaker: BreakerSettings = .init(), seed: UInt64 = 1, outages: [Outage] = [], routerSeesPrefixes: Bool = true,
+        residency: [ResidencyRule?] = []
     ) {
         self.policy = policy
         self.maxAttempts = maxAttempts
@@ -103,6 +108,7 @@ public struct SimulationSettings: Sendable {
         self.seed = seed
         self.outages = outages
         self.routerSeesPrefixes = routerSeesPrefixes
+        self.residency = residency
     }
 }
 
@@ -141,7 +147,8 @@ public struct SimulatedOutcome: Sendable, Equatable {
     public var unloadedPrefillSeconds: Double?
     /// The TTFT the router predicted for the serving endpoint when it chose it.
     public var predictedTTFTSeconds: Double?
-    /// Why it failed, nil on success: `no_endpoint`, `refused`, `aborted`.
+    /// Why it failed, nil on success: `no_endpoint`, `refused`, `aborted`, or `residency` when no
+    /// endpoint its population's residency rule allows could take it (the gateway's 503 `residency`).
     public var error: String?
 }
 
@@ -189,6 +196,11 @@ public struct FleetSimulation {
     public private(set) var now = 0.0
     /// Routing decisions made, including retries; each comes from `FleetRouter`.
     public private(set) var decisions = 0
+    /// Requests sent to each endpoint (first attempts and retries), per caller population: where
+    /// every population's requests were placed, whether or not they were answered there.
+    public private(set) var sends: [[Int]]
+    /// Per population, the route constraints its requests carry (built once, shared by every request).
+    private let populationConstraints: [[any RouteConstraint]]
 
     /// Endpoints without a catalog GPU profile run as `defaultProfile`.
     public init(
@@ -207,6 +219,12 @@ public struct FleetSimulation {
         self.telemetry = FleetTelemetry(endpointCount: fleet.endpoints.count, breaker: settings.breaker, settings: settings.telemetry)
         self.random = SplitMix64(seed: settings.seed)
         self.flights = Array(repeating: Flight(), count: requests.count)
+        let populations = max(settings.residency.count, (requests.map(\.metro).max() ?? -1) + 1)
+        self.sends = Array(repeating: Array(repeating: 0, count: fleet.endpoints.count), count: populations)
+        self.populationConstraints = (0..<populations).map { population in
+            guard population < settings.residency.count, let rule = settings.residency[population] else { return [] }
+            return [ResidencyConstraint(rule: rule)]
+        }
         self.outcomes = Array(
             repeating: SimulatedOutcome(
                 endpoint: nil, timeToFirstToken: nil, endToEnd: nil, outputTokens: 0, cachedPromptTokens: 0, attempts: 0, roundTripSeconds: nil,
@@ -280,13 +298,21 @@ public struct FleetSimulation {
 
     private mutating func route(_ index: Int) {
         let request = requests[index]
+        let constraints = request.metro >= 0 && request.metro < populationConstraints.count ? populationConstraints[request.metro] : []
         let routeRequest = RouteRequest(
             model: fleet.models[0], stream: true, promptTokens: request.promptTokens, maxOutputTokens: request.outputTokens,
-            prefixBlocks: settings.routerSeesPrefixes ? request.prefixBlocks : [], prefixBlockTokens: 512, clientLocation: request.location)
+            prefixBlocks: settings.routerSeesPrefixes ? request.prefixBlocks : [], prefixBlockTokens: 512, clientLocation: request.location,
+            constraints: constraints)
         decisions += 1
         let decision = router.decide(
             routeRequest, policy: settings.policy, fleet: fleet, telemetry: telemetry, now: now, entropy: random.next(),
             limit: settings.maxAttempts)
+        // Nothing the rule allows can serve: refused, as the gateway answers 503 `residency`, never
+        // placed outside the rule. Retries below only walk this decision's candidates, all inside it.
+        if decision.candidates.isEmpty, !constraints.isEmpty, decision.exclusions.contains(where: { $0.kind == .residency }) {
+            fail(index, "residency")
+            return
+        }
         flights[index].candidates = decision.candidates
         flights[index].attempt = 0
         send(index)
@@ -303,6 +329,7 @@ public struct FleetSimulation {
                 flight.endpoint = candidate.endpoint
                 flights[index] = flight
                 outcomes[index].attempts += 1
+                sends[requests[index].metro][candidate.endpoint] += 1
                 queue.schedule(.reach(request: index, endpoint: candidate.endpoint), at: now + candidate.evaluation.rttSeconds / 2)
                 return
             }

@@ -39,6 +39,9 @@ public struct ScenarioResult: Codable, Sendable {
     /// Mean absolute value of the same error.
     public var meanAbsolutePredictionErrorSeconds: Double
     public var sites: [SiteUsage]
+    /// Requests refused because no endpoint their population's residency rule allows could take them
+    /// (counted in the errors and as SLO misses).
+    public var residencyRefused: Int
     /// Virtual seconds from the first arrival until the last request ended.
     public var simulatedSeconds: Double
     /// Wall-clock seconds the simulation took.
@@ -64,8 +67,10 @@ public struct ScenarioResult: Codable, Sendable {
         var cachedTokens = 0
         var first = Double.infinity
         var last = -Double.infinity
+        var residencyRefused = 0
         for (index, outcome) in simulation.outcomes.enumerated() where including(requests[index]) {
             let request = requests[index]
+            if outcome.error == "residency" { residencyRefused += 1 }
             first = min(first, request.arrival)
             last = max(last, request.arrival)
             outcomes.append(
@@ -94,6 +99,7 @@ public struct ScenarioResult: Codable, Sendable {
         self.offeredLoad = offeredLoad
         self.offeredRate = span > 0 ? Double(outcomes.count) / span : 0
         self.goodput = span > 0 ? summary.sloAttainment * Double(outcomes.count) / span : 0
+        self.residencyRefused = residencyRefused
         self.cacheHitRate = promptTokens > 0 ? Double(cachedTokens) / Double(promptTokens) : 0
         let count = Double(max(answered, 1))
         self.meanRoundTripSeconds = network / count

@@ -11,7 +11,8 @@ struct Evidence: AsyncParsableCommand {
         discussion: """
             Experiments: the TTFT knee of one region under rising load, a queueing-theory check, the same GPUs spread \
             over a global fleet per policy on both real traces (with the physical floor), an ablation of the balanced \
-            policy's axes, a site outage mid-run, and prefix affinity. Deterministic for a seed.
+            policy's axes, a site outage mid-run, prefix affinity, and the cost of sovereignty (European callers held \
+            to EU sites against unconstrained, with the EU site failing too). Deterministic for a seed.
             """)
 
     @Option(help: "The one-region fleet file.")

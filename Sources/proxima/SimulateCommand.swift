@@ -12,7 +12,9 @@ struct Simulate: AsyncParsableCommand {
             The fleet file has the gateway's configuration format; every endpoint runs the engine model of its \
             GPU profile. Callers come from the metros (ten by default, weighted by size and local time of day); \
             the network is the router's round-trip model. Prints a table per policy and load, per-site use, \
-            and optionally JSON, Markdown and SVG plots. See docs/simulator.md.
+            and optionally JSON, Markdown and SVG plots. With --residency a caller population's requests route \
+            only to sites its rule allows: one no allowed endpoint can take is refused (`residency`), never placed \
+            elsewhere, and counts as an SLO miss. See docs/simulator.md.
             """)
 
     @Option(help: "Fleet file (the gateway's configuration format).")
@@ -47,6 +49,14 @@ struct Simulate: AsyncParsableCommand {
 
     @Option(help: "A capacity change, repeatable: NAME@START-END drains an endpoint or site (0-T adds it at T; T- removes it).")
     var drain: [String] = []
+
+    @Option(
+        help: """
+            A residency rule for a caller population, repeatable: POPULATION=JURISDICTIONS, POPULATION a metro, a region \
+            (americas, europe, africa, asia, oceania) or all; JURISDICTIONS codes or groups (EU, EEA, DE,FR), groups \
+            expanded with the fleet file's residency.groups. Example: --residency europe=EU.
+            """)
+    var residency: [String] = []
 
     @Option(help: "Instead of --fleet, a synthetic fleet of this many endpoints, one site each, around the world.")
     var syntheticEndpoints: Int?
@@ -83,7 +93,16 @@ struct Simulate: AsyncParsableCommand {
             }
         }
         let workload = try workloadOptions.workload(duration: duration, seed: seed)
-        let metros = try workloadOptions.selectedMetros()
+        let groups = configuration.residency.resolvedGroups
+        let metros: [Metro]
+        do {
+            metros = try PopulationResidency.apply(
+                residency.map { text throws(PopulationResidencyError) in try PopulationResidency(parsing: text, groups: groups) },
+                to: try workloadOptions.selectedMetros())
+        } catch let error as PopulationResidencyError {
+            throw ValidationError(error.description)
+        }
+        let ruled = Set(metros.indices.filter { metros[$0].residency != nil })
         // One request list per load level (a single one without --load).
         var levels: [(load: Double?, requests: [SimulatedRequest])] = []
         let builder = WorkloadBuilder(
@@ -110,7 +129,8 @@ struct Simulate: AsyncParsableCommand {
                     settings: SimulationSettings(
                         policy: policy, maxAttempts: configuration.server.maxAttempts,
                         scrapeIntervalSeconds: configuration.routing.telemetry.scrapeIntervalSeconds,
-                        telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed, outages: events),
+                        telemetry: configuration.routing.telemetry, breaker: configuration.routing.breaker, seed: seed, outages: events,
+                        residency: metros.map(\.residency)),
                     ttftTargetSeconds: ttftTarget, offeredLoad: level.load, progress: bar.map { bar in { bar.update($0) } })
                 bar?.finish()
                 results.append(result)
@@ -119,6 +139,15 @@ struct Simulate: AsyncParsableCommand {
                         + String(
                             format: "%.0f s simulated in %.2f s (%.0f requests/s, %d routing decisions)", result.simulatedSeconds, result.wallSeconds,
                             Double(level.requests.count) / max(result.wallSeconds, 1e-9), simulation.decisions))
+                if !ruled.isEmpty {
+                    let under = ScenarioResult(label: policy.name, simulation: simulation, ttftTargetSeconds: ttftTarget) { ruled.contains($0.metro) }
+                    let rules = ruled.sorted().map { "\(metros[$0].name) \(metros[$0].residency!.named.joined(separator: "+"))" }.joined(separator: ", ")
+                    print(
+                        "    under residency (\(rules)): \(under.summary.requests) requests, \(under.residencyRefused) refused (residency), "
+                            + String(
+                                format: "%d errors, TTFT p50 %.0f ms p99 %.0f ms, SLO met %.0f%%", under.summary.errors,
+                                under.summary.timeToFirstToken.p50, under.summary.timeToFirstToken.p99, under.summary.sloAttainment * 100))
+                }
             }
         }
         let table = ScenarioResult.table(results)

@@ -190,7 +190,7 @@ import Testing
         let sections = [
             "## Headline", "## 1. One large region", "### Sanity against queueing theory", "## 2. The same capacity",
             "### short trace", "### conversations trace", "## 3. Ablation", "## 4. A site outage", "## 5. Prefix affinity",
-            "## 6. Where the win comes from", "## Reproduce",
+            "## 6. Where the win comes from", "## 7. The cost of sovereignty", "## Reproduce",
         ]
         for section in sections { #expect(report.markdown.contains(section), "\(section)") }
         #expect(report.figures.map(\.name).sorted() == [
@@ -198,13 +198,28 @@ import Testing
         ])
         #expect(report.markdown.contains("](figures/knee.svg)"))
         #expect(report.figures.allSatisfy { $0.svg.hasPrefix("<svg") })
-        // 2 knee + 2 queueing + 2 traces x 2 loads x 7 + 2 x 6 ablations + 7 outage + 3 x 4 prefix runs.
-        #expect(report.runs.count == 63 && lines.count == 63)
+        // 2 knee + 2 queueing + 2 traces x 2 loads x 7 + 2 x 6 ablations + 7 outage + 3 x 4 prefix runs
+        // + 2 traces x (2 loads + the outage) x (without and with the rule) sovereignty runs.
+        #expect(report.runs.count == 75 && lines.count == 75)
         #expect(report.simulatedRequests == report.runs.map(\.result.summary.requests).reduce(0, +))
         // The one-region fleet sits entirely in the failed site: every request arriving then fails.
         let outage = try #require(report.runs.first { $0.experiment == "outage" && $0.result.label == "one region" })
         #expect(outage.result.summary.errors > 0)
         let globalOutage = try #require(report.runs.first { $0.experiment == "outage" && $0.result.label == "balanced" })
         #expect(globalOutage.result.summary.errors < outage.result.summary.errors)
+        // Sovereignty: its table rows carry the runs' own figures, and with Frankfurt (the only EU site)
+        // down, European callers under the EU rule are refused while nobody is without it.
+        let sovereignty = report.runs.filter { $0.experiment == "sovereignty" }
+        #expect(sovereignty.count == 12)
+        for run in sovereignty where !run.result.label.contains("down") {
+            let summary = run.result.summary
+            let cells = "| \(Format.ms(summary.timeToFirstToken.p50)) | \(Format.p99(summary)) | \(Format.percent(summary.sloAttainment)) |"
+            #expect(report.markdown.contains(cells), "\(run.result.label): \(cells)")
+        }
+        let refused = sovereignty.filter { $0.result.label.contains("down") && $0.result.label.contains("EU") }
+        let served = sovereignty.filter { $0.result.label.contains("down") && $0.result.label.contains("none") }
+        #expect(refused.count == 2 && refused.allSatisfy { $0.result.residencyRefused > 0 })
+        #expect(served.count == 2 && served.allSatisfy { $0.result.residencyRefused == 0 })
+        #expect(report.markdown.contains("saturate on average from about **"))
     }
 }

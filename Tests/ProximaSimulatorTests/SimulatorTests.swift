@@ -43,8 +43,8 @@ import Testing
         try Fleet(
             configuration: ProximaConfiguration(
                 sites: [
-                    SiteSettings(name: "frankfurt", latitude: 50.11, longitude: 8.68),
-                    SiteSettings(name: "sydney", latitude: -33.87, longitude: 151.21),
+                    SiteSettings(name: "frankfurt", latitude: 50.11, longitude: 8.68, jurisdiction: "DE"),
+                    SiteSettings(name: "sydney", latitude: -33.87, longitude: 151.21, jurisdiction: "AU"),
                 ],
                 endpoints: endpoints.map { name, site in
                     EndpointSettings(

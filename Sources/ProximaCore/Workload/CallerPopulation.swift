@@ -1,31 +1,42 @@
 /// A metro area callers send requests from, with its share of traffic and its time-zone offset
-/// (so one trace replayed over several regions peaks at each region's own busy hours).
+/// (so one trace replayed over several regions peaks at each region's own busy hours). A metro is a
+/// caller population: it may carry a residency rule that every request from it must obey.
 public struct Metro: Sendable, Equatable {
     public var name: String
     public var location: Coordinates
     public var utcOffsetHours: Double
     /// Relative share of callers (weights need not sum to 1).
     public var weight: Double
+    /// The continent-scale region it belongs to (`europe`, `americas`, ...), so that a rule can name
+    /// several metros at once.
+    public var region: String?
+    /// Where its callers' data may be processed; nil for no rule.
+    public var residency: ResidencyRule?
 
-    public init(name: String, location: Coordinates, utcOffsetHours: Double, weight: Double = 1) {
+    public init(
+        name: String, location: Coordinates, utcOffsetHours: Double, weight: Double = 1, region: String? = nil,
+        residency: ResidencyRule? = nil
+    ) {
         self.name = name
         self.location = location
         self.utcOffsetHours = utcOffsetHours
         self.weight = weight
+        self.region = region
+        self.residency = residency
     }
 
     /// Large metros on every inhabited continent, a default population for demos and simulations.
     public static let world: [Metro] = [
-        Metro(name: "new-york", location: .init(latitude: 40.71, longitude: -74.01), utcOffsetHours: -5, weight: 3),
-        Metro(name: "san-francisco", location: .init(latitude: 37.77, longitude: -122.42), utcOffsetHours: -8, weight: 2),
-        Metro(name: "sao-paulo", location: .init(latitude: -23.55, longitude: -46.63), utcOffsetHours: -3, weight: 1.5),
-        Metro(name: "london", location: .init(latitude: 51.51, longitude: -0.13), utcOffsetHours: 0, weight: 2),
-        Metro(name: "frankfurt", location: .init(latitude: 50.11, longitude: 8.68), utcOffsetHours: 1, weight: 2),
-        Metro(name: "lagos", location: .init(latitude: 6.52, longitude: 3.38), utcOffsetHours: 1, weight: 1),
-        Metro(name: "mumbai", location: .init(latitude: 19.08, longitude: 72.88), utcOffsetHours: 5.5, weight: 2),
-        Metro(name: "singapore", location: .init(latitude: 1.35, longitude: 103.82), utcOffsetHours: 8, weight: 1.5),
-        Metro(name: "tokyo", location: .init(latitude: 35.68, longitude: 139.69), utcOffsetHours: 9, weight: 2),
-        Metro(name: "sydney", location: .init(latitude: -33.87, longitude: 151.21), utcOffsetHours: 10, weight: 1),
+        Metro(name: "new-york", location: .init(latitude: 40.71, longitude: -74.01), utcOffsetHours: -5, weight: 3, region: "americas"),
+        Metro(name: "san-francisco", location: .init(latitude: 37.77, longitude: -122.42), utcOffsetHours: -8, weight: 2, region: "americas"),
+        Metro(name: "sao-paulo", location: .init(latitude: -23.55, longitude: -46.63), utcOffsetHours: -3, weight: 1.5, region: "americas"),
+        Metro(name: "london", location: .init(latitude: 51.51, longitude: -0.13), utcOffsetHours: 0, weight: 2, region: "europe"),
+        Metro(name: "frankfurt", location: .init(latitude: 50.11, longitude: 8.68), utcOffsetHours: 1, weight: 2, region: "europe"),
+        Metro(name: "lagos", location: .init(latitude: 6.52, longitude: 3.38), utcOffsetHours: 1, weight: 1, region: "africa"),
+        Metro(name: "mumbai", location: .init(latitude: 19.08, longitude: 72.88), utcOffsetHours: 5.5, weight: 2, region: "asia"),
+        Metro(name: "singapore", location: .init(latitude: 1.35, longitude: 103.82), utcOffsetHours: 8, weight: 1.5, region: "asia"),
+        Metro(name: "tokyo", location: .init(latitude: 35.68, longitude: 139.69), utcOffsetHours: 9, weight: 2, region: "asia"),
+        Metro(name: "sydney", location: .init(latitude: -33.87, longitude: 151.21), utcOffsetHours: 10, weight: 1, region: "oceania"),
     ]
 }
 
