@@ -135,12 +135,10 @@ public struct AuditGuardVerdict: Codable, Sendable, Equatable {
 }
 
 extension AuditRecord {
-    /// The record's line (without the newline): JSON with sorted keys, no escaped slashes. The same
-    /// record always encodes to the same bytes.
+    /// The record's line (without the newline): JSON with sorted keys, no escaped slashes (see
+    /// ``AuditLineEncoder``). The same record always encodes to the same bytes.
     public func encodedLine() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self))
+        try AuditLineEncoder.encode(self)
     }
 
     /// Parses one line of a segment file.

@@ -20,7 +20,9 @@ extension Gateway {
     /// `proxima/<host name>`: each replica's own origin unless configured.
     public static func defaultAuditOrigin() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "localhost"
+        let host =
+            gethostname(&buffer, buffer.count) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
         let origin = "proxima/" + String(host.unicodeScalars.filter { $0.value > 0x20 && $0.value < 0x7F && $0 != "+" })
         return AuditOrigin.isValid(origin) ? origin : "proxima/gateway"
     }
