@@ -149,7 +149,8 @@ extension Gateway {
 
     /// The keys that differ between two configurations and only take effect at start: the listener,
     /// the upstream clients' connection settings (AsyncHTTPClient's are fixed when it is made), the
-    /// shutdown grace (given to the service group at start) and logging (bootstrapped once).
+    /// shutdown grace (given to the service group at start), logging (bootstrapped once) and the audit
+    /// log (opened once).
     static func restartOnlyChanges(from old: ProximaConfiguration, to new: ProximaConfiguration) -> [String] {
         var keys: [String] = []
         func compare<Value: Equatable>(_ key: String, _ value: (ProximaConfiguration) -> Value) {
@@ -164,6 +165,8 @@ extension Gateway {
         compare("server.upstream_client") { $0.server.upstreamClient }
         compare("logging") { $0.logging }
         compare("auth.jwt") { $0.auth.jwt }
+        // The audit log is opened, and its key and text tenants read, once at start.
+        compare("audit") { $0.audit }
         return keys
     }
 
