@@ -137,6 +137,27 @@ import Testing
         }
     }
 
+    @Test func thePromptIsEmbeddedForTheSemanticCacheOnlyInsideTheRule() async throws {
+        // The only embeddings endpoint is in the US: under an EU rule the prompt never goes there.
+        let embedder = try await FaultyUpstream.start()
+        defer { Task { await embedder.stop() } }
+        for ruled in [false, true] {
+            let before = embedder.received.load(ordering: .relaxed)
+            try await withGateway({
+                $0.endpoints.append(
+                    EndpointSettings(name: "embed-us", url: embedder.baseURL, site: "iad", engine: .openai, models: [.init(name: "embedder", upstream: "embed")]))
+                $0.cache = CacheSettings(enabled: true)
+                $0.cache.semantic = .init(enabled: true, model: "embedder", threshold: 0.8, deadlineSeconds: 1)
+                if ruled { Self.euOnly(&$0) }
+            }) { gateway, _ in
+                let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.question, headers: Self.nearUS)
+                #expect(reply.status == 200)
+            }
+            let embedded = embedder.received.load(ordering: .relaxed) - before
+            #expect(embedded == (ruled ? 0 : 1), "ruled \(ruled): \(embedded) embedding calls")
+        }
+    }
+
     @Test func theCacheNeverServesAcrossRules() throws {
         let body = ByteBuffer(string: Self.question)
         let inference = try InferenceRequest(operation: .chatCompletions, body: body)

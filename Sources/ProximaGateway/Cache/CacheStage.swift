@@ -30,15 +30,18 @@ struct CacheStage: Sendable {
     static let outcomeField = HTTPField.Name("x-proxima-cache")!
 
     /// With `readOnly` (a `cache_only` caller) nothing is stored and no flight is started: a miss
-    /// goes on without a capture.
+    /// goes on without a capture. The request's residency rule is part of every key, and the prompt's
+    /// embedding is computed only inside it.
     func consult(
         _ inference: InferenceRequest, caller: CallerIdentity, model: LogicalModel, routing: RoutingSnapshot, headers: HTTPFields,
-        requestID: String, readOnly: Bool = false, residency: String = ""
+        requestID: String, readOnly: Bool = false, residency: ResidencyRule? = nil
     ) async -> Result {
         let settings = routing.configuration.cache
         let plan: CachePlan
         let canonicalInput: [UInt8]
-        switch ResponseCache.decide(inference, caller: caller, model: model, headers: headers, settings: settings, residency: residency) {
+        switch ResponseCache.decide(
+            inference, caller: caller, model: model, headers: headers, settings: settings, residency: residency?.canonicalKey ?? "")
+        {
         case .off: return .off
         case .bypass(let reason):
             metrics.recordCacheLookup(tier: "none", outcome: "bypass", reason: reason)
@@ -68,7 +71,7 @@ struct CacheStage: Sendable {
         if plan.semanticTier, let text = plan.semanticText, let embeddingModel = settings.semantic.model {
             vector = await embed(
                 text, model: embeddingModel, inputType: settings.semantic.inputType, deadline: settings.semantic.deadlineSeconds,
-                requestID: requestID)
+                requestID: requestID, caller: caller, residency: residency)
             if plan.read, let vector {
                 let searched = ContinuousClock.now
                 do {
@@ -95,11 +98,18 @@ struct CacheStage: Sendable {
 
     /// The embedding of `text` from the fleet's `model`, routed like any request (its own account,
     /// log line and metrics, id `<request id>-embed`); nil when it fails or takes longer than
-    /// `deadline` seconds.
-    func embed(_ text: String, model name: String, inputType: String?, deadline: Double, requestID: String) async -> [Float]? {
+    /// `deadline` seconds. The prompt is the caller's data: it is embedded only where the caller's
+    /// residency rule (with the embeddings model's own) allows; nowhere allowed is a failure, never
+    /// a move abroad.
+    func embed(
+        _ text: String, model name: String, inputType: String?, deadline: Double, requestID: String, caller: CallerIdentity? = nil,
+        residency: ResidencyRule? = nil
+    ) async -> [Float]? {
         let started = ContinuousClock.now
         let outcome: [Float]?? = await withTaskGroup(of: [Float]??.self) { group in
-            group.addTask { await self.requestEmbedding(text, model: name, inputType: inputType, requestID: requestID) }
+            group.addTask {
+                await self.requestEmbedding(text, model: name, inputType: inputType, requestID: requestID, caller: caller, residency: residency)
+            }
             group.addTask {
                 try? await Task.sleep(for: .seconds(clampedSeconds: deadline))
                 return .some(nil)
@@ -122,7 +132,9 @@ struct CacheStage: Sendable {
     }
 
     /// nil: the call failed; `.some(vector)`.
-    private func requestEmbedding(_ text: String, model name: String, inputType: String?, requestID: String) async -> [Float]?? {
+    private func requestEmbedding(
+        _ text: String, model name: String, inputType: String?, requestID: String, caller: CallerIdentity?, residency: ResidencyRule?
+    ) async -> [Float]?? {
         do {
             let kind = inputType.map { ",\"input_type\":\(JSONScanner.quoted($0))" } ?? ""
             let body = ByteBuffer(string: "{\"model\":\(JSONScanner.quoted(name)),\"input\":\(JSONScanner.quoted(text))\(kind)}")
@@ -132,7 +144,11 @@ struct CacheStage: Sendable {
                 requestID: requestID + "-embed", operation: .embeddings, arrival: .now, measuredByConnection: false, metrics: metrics,
                 logger: logger)
             account.describe(model: model.name, stream: false)
-            let (exchange, claim) = try route.route(inference, model: model, routing: routing, hints: RouteHints(), account: account)
+            // The caller's tenant and key rules, and the embeddings model's own.
+            var rule = residency
+            if let caller, let own = routing.residencyRule(caller, model: model) { rule = rule.map { $0.intersecting(own) } ?? own }
+            let (exchange, claim) = try route.route(
+                inference, model: model, routing: routing, hints: RouteHints(), account: account, residency: rule)
             let response = try await proxy.forward(exchange, firstClaim: claim, channel: nil)
             guard response.status == .ok else { return .none }
             let collector = BodyCollector()

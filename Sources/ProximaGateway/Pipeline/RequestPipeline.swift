@@ -92,7 +92,7 @@ struct RequestPipeline: Sendable {
             if let cache, current.configuration.cache.enabled {
                 switch await cache.consult(
                     inference, caller: caller.identity, model: model, routing: current, headers: request.headers, requestID: context.requestID,
-                    readOnly: cacheOnly, residency: residency?.canonicalKey ?? "")
+                    readOnly: cacheOnly, residency: residency)
                 {
                 case .off: break
                 case .serve(let answer, let outcome):
