@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ProximaAudit
 import ProximaCore
 import Testing
 @_spi(Benchmarks) @testable import ProximaGateway
@@ -92,10 +93,13 @@ struct LlamaCppEndToEndTests {
 
     @Test func theGuardsRefuseAnInjectionAndMaskPersonalDataThroughTheOfficialClient() async throws {
         try #require(RealEngines.pythonAvailable, "PROXIMA_PYTHON (a venv with openai) is not set; run ./scripts/test")
+        let auditDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("proxima-e2e-audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: auditDirectory) }
         try await withFleet(1, configure: {
             $0.guards.injection.action = .refuse
             $0.guards.input.action = .mask
             $0.guards.output.action = .mask
+            $0.audit = AuditSettings(enabled: true, directory: auditDirectory, origin: "e2e.proxima/audit")
         }) { _, gateway in
             let (status, output) = try await Process.runCapturingOutput(
                 RealEngines.python!, [RealEngines.repositoryRoot + "/Tests/e2e/openai_guard_check.py", gateway.baseURL, "smollm2"],
@@ -106,6 +110,18 @@ struct LlamaCppEndToEndTests {
             #expect(metrics.contains(#"proxima_guard_verdicts_total{category="prompt_injection",direction="input",action="refused"} 1"#)
                 || metrics.contains(#"proxima_guard_verdicts_total{category="system_prompt_extraction",direction="input",action="refused"} 1"#))
             #expect(metrics.contains(#"proxima_guard_verdicts_total{category="sensitive_data",direction="input",action="masked"} 1"#))
+            // Every request the client made is on the record, with the engine's own token counts,
+            // and the log as it stands verifies.
+            let log = try #require(gateway.gateway.auditLog)
+            let records = try await log.search(AuditQuery(kind: .request, limit: 1_000)).map { try AuditRecord.decode(line: Array($0.utf8)) }
+            #expect(records.contains { $0.status == 400 && $0.guards?.contains { $0.owasp == "LLM01" && $0.action == "refused" } == true })
+            #expect(records.contains { $0.status == 200 && $0.guards?.contains { $0.owasp == "LLM02" && $0.action == "masked" } == true })
+            #expect(records.contains { $0.status == 200 && ($0.completionTokens ?? 0) > 0 && $0.route?.endpoint == "llama-1" })
+            #expect(records.allSatisfy { $0.promptText == nil && $0.promptSHA256?.count == 64 })
+            _ = try await log.checkpointNow()
+            let report = try AuditVerifier.verify(directory: auditDirectory, keys: [try NoteVerifier(verifierKey: log.verifierKey)])
+            #expect(report.problems.isEmpty, "\(report.problems.prefix(3))")
+            #expect(report.records == records.count)
         }
     }
 

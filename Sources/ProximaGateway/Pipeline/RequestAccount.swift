@@ -67,15 +67,22 @@ final class RequestAccount: Sendable {
         }
     }
 
-    /// The request body as received (hashed) and as sent upstream after the guards (kept as text
-    /// only for tenants that opted in), and the residency rule it is routed under.
-    func describe(received: ByteBuffer, sent: ByteBuffer, residency: ResidencyRule?) {
+    /// The request body as received (hashed) and the residency rule it is routed under.
+    func describe(received: ByteBuffer, residency: ResidencyRule?) {
         guard audit != nil else { return }
         let digest = AuditTrail.sha256(received)
         labels.withLock {
             $0.audit.promptSHA256 = digest
-            if $0.audit.wantsText { $0.audit.promptText = AuditTrail.text(sent) }
             $0.audit.residency = residency?.canonicalKey
+        }
+    }
+
+    /// The request body as sent upstream after the guards, kept as text only for tenants that
+    /// opted in.
+    func describe(sent: ByteBuffer) {
+        guard audit != nil else { return }
+        labels.withLock {
+            if $0.audit.wantsText { $0.audit.promptText = AuditTrail.text(sent) }
         }
     }
 

@@ -82,11 +82,12 @@ struct RequestPipeline: Sendable {
             if let pass = admission.pass { account.admitted(pass, ledger: admit.ledger) }
             if let cap = admission.maxTokensCap { inference.limitOutput(to: cap) }
             limitHeaders = AdmissionStage.fields(admission.headers)
-            let received = inference.body
+            // Hashed before the guards, so that a refused prompt's record still names what came in.
+            account.describe(received: inference.body, residency: residency)
             let screened = try guards.screen(
                 inference, tenant: caller.identity.tenantID, snapshot: current, account: account, maxTokensCap: admission.maxTokensCap)
             inference = screened.inference
-            account.describe(received: received, sent: inference.body, residency: residency)
+            account.describe(sent: inference.body)
             var capture: CacheCapture?
             let cacheOnly = edgeAdmission == .cacheOnly
             if let cache, current.configuration.cache.enabled {
