@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
-import ProximaAudit
+@testable import ProximaAudit
 import ProximaCore
 import Testing
 @testable import ProximaGateway
@@ -197,6 +197,32 @@ import Testing
             #expect(unauthenticated.status == 401)
             let after = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.question)
             #expect(after.status == 200)
+        }
+    }
+
+    @Test func whatCannotBeRecordedIsNotAnswered() async throws {
+        try await withGateway({ $0.cache = CacheSettings(enabled: true, semantic: .init(enabled: false)) }) { gateway, _, _ in
+            let log = try #require(gateway.gateway.auditLog)
+            let url = gateway.baseURL + "/v1/chat/completions"
+            log.failNextCommits(1)
+            let whole = try await TestHTTP.post(url, json: Self.question, headers: [("x-request-id", "audit-fail-1")])
+            #expect(whole.status == 503)
+            #expect(whole.errorObject?["code"] as? String == "audit_unavailable")
+            #expect(!whole.body.contains("choices"))
+            log.failNextCommits(1)
+            let stream = #"{"model":"chat","messages":[{"role":"user","content":"stream please"}],"stream":true}"#
+            let streamed = try await TestHTTP.post(url, json: stream, headers: [("x-request-id", "audit-fail-2")])
+            #expect(streamed.status == 200)
+            #expect(streamed.body.contains("audit_unavailable"))
+            #expect(!streamed.body.contains("[DONE]"))
+            // The log is fine again: the next request is answered, recorded, and the failed ones are not in it.
+            let after = try await TestHTTP.post(url, json: Self.question, headers: [("x-request-id", "audit-fail-3")])
+            #expect(after.status == 200)
+            #expect(try await Self.records(gateway, "request_id=audit-fail-3").count == 1)
+            #expect(try await Self.records(gateway, "request_id=audit-fail-1").isEmpty)
+            #expect(try await Self.records(gateway, "request_id=audit-fail-2").isEmpty)
+            let metrics = try await TestHTTP.get(gateway.baseURL + "/metrics").body
+            #expect(metrics.contains(#"proxima_audit_records_total{outcome="failed"} 2"#))
         }
     }
 

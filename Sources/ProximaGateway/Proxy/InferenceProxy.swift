@@ -214,10 +214,16 @@ struct InferenceProxy: Sendable {
                         body = outputGuard.screen(whole: body)
                     }
                     // The record is durable before the answer leaves (nothing answered goes unrecorded).
-                    try await account.conclude(
-                        status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
-                        estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait,
-                        answer: account.audit == nil ? nil : AuditAnswer(body: body, keepText: account.keepsAnswerText))
+                    do {
+                        try await account.conclude(
+                            status: answer.status, endpoint: winner.endpoint, claim: winner.claim, verdict: verdict, usage: answer.usage,
+                            estimated: answer.usageEstimated, upstreamWait: finished.upstreamWait,
+                            answer: account.audit == nil ? nil : AuditAnswer(body: body, keepText: account.keepsAnswerText))
+                    } catch {
+                        // Not answered, so not cached either: identical requests waiting on it go on their own.
+                        exchange.capture?.abandon()
+                        throw error
+                    }
                     if let capture = exchange.capture {
                         if answer.status == 200 && answer.contentEncoding == nil {
                             capture.finishWhole(
