@@ -112,6 +112,22 @@ import Testing
         }
     }
 
+    @Test func aFallbackModelIsUsedOnlyInsideTheRule() async throws {
+        // `big` is served only in the US; its fallback `chat` in the US, France and Germany.
+        try await withGateway({
+            Self.euOnly(&$0)
+            $0.endpoints.append(
+                EndpointSettings(name: "big-us", url: $0.endpoints[0].url, site: "iad", engine: .openai, models: [.init(name: "big", upstream: "counted")]))
+            $0.models = [ModelSettings(name: "big", fallbacks: ["chat"])]
+        }) { gateway, _ in
+            let big = #"{"model":"big","messages":[{"role":"user","content":"Where?"}]}"#
+            let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: big, headers: Self.nearUS)
+            #expect(reply.status == 200)
+            let endpoint = reply.headers.first(name: "x-proxima-endpoint")
+            #expect(endpoint == "fr-ep" || endpoint == "de-ep")
+        }
+    }
+
     @Test func noAllowedEndpointIsA503NamingResidencyAndNothingIsSent() async throws {
         try await withGateway({ $0.residency.tenants["default"] = .init(jurisdictions: ["JP"]) }) { gateway, upstream in
             let reply = try await TestHTTP.post(gateway.baseURL + "/v1/chat/completions", json: Self.question, headers: Self.nearUS)
