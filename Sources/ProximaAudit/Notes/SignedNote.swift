@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ProximaCore
 
 /// A checkpoint's body (C2SP tlog-checkpoint): origin, tree size, root hash (standard base64), each
 /// on its own line ending in `\n`, then optional extension lines.
@@ -124,7 +125,7 @@ public struct NoteSigner: Sendable {
 
     /// `<name>+<key hash, 8 hex digits>+<base64(0x01 || public key)>`.
     public var verifierKey: String {
-        let hex = keyHash.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let hex = Hex.lowercase(keyHash)
         return "\(name)+\(hex)+\(Data([0x01] + privateKey.publicKey.rawRepresentation).base64EncodedString())"
     }
 
@@ -189,7 +190,7 @@ public struct NoteVerifier: Sendable {
                 throw NoteError("the signature by \(name) does not verify")
             }
         }
-        guard found else { throw NoteError("the note is not signed by \(name)+\(keyHash.map { String($0, radix: 16).leftPadded(to: 2) }.joined())") }
+        guard found else { throw NoteError("the note is not signed by \(name)+\(Hex.lowercase(keyHash))") }
         return parsed.body
     }
 
@@ -215,10 +216,4 @@ public struct NoteVerifier: Sendable {
 public struct NoteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProximaCore
 
 /// What `proxima audit verify` found wrong in a log.
 public struct AuditProblem: Sendable, Equatable, Encodable, CustomStringConvertible {
@@ -149,16 +150,7 @@ public enum AuditVerifier {
 
 extension AuditVerifier {
     /// Lower-case hex, as `prev` holds a leaf hash (one string per record: no formatter per byte).
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
-            for (index, byte) in bytes.enumerated() {
-                buffer[2 * index] = digits[Int(byte >> 4)]
-                buffer[2 * index + 1] = digits[Int(byte & 0x0F)]
-            }
-            return bytes.count * 2
-        }
-    }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.lowercase(bytes) }
 
     /// What the files alone cannot prove: the last checkpoint line can be deleted without a trace in
     /// the directory, so an auditor who kept a checkpoint (from an earlier run, the admin API or

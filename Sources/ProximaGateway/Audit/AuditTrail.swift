@@ -80,16 +80,7 @@ final class AuditTrail: Sendable {
         buffer.withUnsafeReadableBytes { hex(SHA256.hash(data: $0)) }
     }
 
-    static func hex(_ digest: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
-        for byte in digest {
-            bytes.append(digits[Int(byte >> 4)])
-            bytes.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    static func hex(_ digest: some Sequence<UInt8>) -> String { Hex.lowercase(digest) }
 
     /// A body as text for a tenant that opted in, up to 1 MiB (longer text is cut and marked).
     static func text(_ buffer: ByteBuffer) -> String {
